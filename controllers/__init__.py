@@ -1,0 +1,1 @@
+"""Kubernetes-style controllers built on list-watch over the store."""
