@@ -18,7 +18,6 @@ entry that lives on fewer than a majority of disks.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import logging
 import random
@@ -53,6 +52,12 @@ from kvstore.raft.storage import (
 from kvstore.raft.tracker import ProgressTracker
 
 __all__ = ["CAMPAIGN_TRANSFER", "CampaignType", "Raft"]
+
+_VOTE_TYPES = frozenset({MessageType.VOTE, MessageType.VOTE_RESP, MessageType.PRE_VOTE, MessageType.PRE_VOTE_RESP})
+_TERMLESS = frozenset({MessageType.PROP, MessageType.READ_INDEX})
+# Responses that promise something about our log or vote: they may leave only
+# once the state they answer from is durable.
+_AFTER_APPEND = frozenset({MessageType.APP_RESP, MessageType.VOTE_RESP, MessageType.PRE_VOTE_RESP})
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +104,9 @@ class Raft:
         # term; the commit index is not known to be current until then (§6.4).
         self.pending_read_index_messages: list[Message] = []
         self.lead_transferee: NodeId = NONE
+        # A leader appended entries or advanced its commit index; the appends
+        # that carry them go out at the next ``flush``.
+        self.bcast_pending = False
         self.uncommitted_size = 0
         self.check_quorum = config.check_quorum
         self.pre_vote = config.pre_vote
@@ -156,21 +164,22 @@ class Raft:
 
     # ------------------------------------------------------------------
     # sending
-    def send(self, m: Message) -> None:
-        """Stamp ``m`` with our id and term and queue it."""
-        t = m.type
-        if t in (MT.VOTE, MT.VOTE_RESP, MT.PRE_VOTE, MT.PRE_VOTE_RESP):
-            if m.term == 0:
-                raise InvariantError(f"term should be set when sending {t.name}")
-            msg = _with(m, from_=self.id)
+    def send(self, type: MessageType, to: NodeId, *, term: int | None = None, **fields: Any) -> None:
+        """Build a message from us and queue it.
+
+        Vote messages carry an explicit ``term``; every other message is
+        stamped with ours, except forwarded proposals and reads, which travel
+        without a term (they are local to whoever leads when they arrive).
+        """
+        if type in _VOTE_TYPES:
+            if not term:
+                raise InvariantError(f"term should be set when sending {type.name}")
+        elif term is not None:
+            raise InvariantError(f"term should not be set when sending {type.name}")
         else:
-            if m.term != 0:
-                raise InvariantError(f"term should not be set when sending {t.name}")
-            # Forwarded proposals and reads travel without a term: they are
-            # local to whoever leads when they arrive.
-            term = 0 if t in (MT.PROP, MT.READ_INDEX) else self.term
-            msg = _with(m, from_=self.id, term=term)
-        if t in (MT.APP_RESP, MT.VOTE_RESP, MT.PRE_VOTE_RESP):
+            term = 0 if type in _TERMLESS else self.term
+        msg = Message(type, to, self.id, term, **fields)
+        if type in _AFTER_APPEND:
             self.msgs_after_append.append(msg)
         else:
             self.msgs.append(msg)
@@ -192,16 +201,7 @@ class Raft:
         if not ents and not send_if_empty:
             return False
         nbytes = sum(e.size() for e in ents)
-        self.send(
-            Message(
-                type=MT.APP,
-                to=to,
-                index=prev_index,
-                log_term=prev_term,
-                entries=tuple(ents),
-                commit=self.raft_log.committed,
-            )
-        )
+        self.send(MT.APP, to, index=prev_index, log_term=prev_term, entries=tuple(ents), commit=self.raft_log.committed)
         pr.update_on_entries_send(len(ents), nbytes)
         return True
 
@@ -220,14 +220,14 @@ class Raft:
             "%d: sending snapshot at %d to %d (%s)", self.id, snapshot.metadata.index, to, pr
         )
         pr.become_snapshot(snapshot.metadata.index)
-        self.send(Message(type=MT.SNAP, to=to, snapshot=snapshot))
+        self.send(MT.SNAP, to, snapshot=snapshot)
         return True
 
     def send_heartbeat(self, to: NodeId, ctx: bytes) -> None:
         # Never tell a follower to commit past what it is known to match:
         # it may not have those entries yet.
         commit = min(self.prs.progress[to].match, self.raft_log.committed)
-        self.send(Message(type=MT.HEARTBEAT, to=to, commit=commit, context=ctx))
+        self.send(MT.HEARTBEAT, to, commit=commit, context=ctx)
 
     def bcast_append(self) -> None:
         for member in self.prs.voters:
@@ -364,24 +364,13 @@ class Raft:
             if member == self.id:
                 if vote_msg == MT.VOTE:
                     # Our vote for ourselves counts once it is durable.
-                    self.send(
-                        Message(type=MT.VOTE_RESP, to=self.id, term=term)
-                    )
+                    self.send(MT.VOTE_RESP, self.id, term=term)
                 else:
                     self._poll_and_decide(self.id, MT.PRE_VOTE_RESP, True)
                     if self.state != StateType.PRE_CANDIDATE:
                         return
                 continue
-            self.send(
-                Message(
-                    type=vote_msg,
-                    to=member,
-                    term=term,
-                    index=last_index,
-                    log_term=last_term,
-                    context=ctx,
-                )
-            )
+            self.send(vote_msg, member, term=term, index=last_index, log_term=last_term, context=ctx)
 
     def poll(self, member: NodeId, t: MessageType, granted: bool) -> VoteResult:
         self.prs.record_vote(member, granted)
@@ -432,14 +421,12 @@ class Raft:
             if self.can_grant_vote(m):
                 # A granted pre-vote answers with the future term it asked
                 # about, so the pre-candidate does not take it as stale.
-                self.send(Message(type=vote_resp_type(t), to=m.from_, term=m.term))
+                self.send(vote_resp_type(t), m.from_, term=m.term)
                 if t == MT.VOTE:
                     self.election_elapsed = 0
                     self.vote = m.from_
             else:
-                self.send(
-                    Message(type=vote_resp_type(t), to=m.from_, term=self.term, reject=True)
-                )
+                self.send(vote_resp_type(t), m.from_, term=self.term, reject=True)
         else:
             self._step_role(m)
 
@@ -478,11 +465,9 @@ class Raft:
             # A stale leader cut off from the cluster: tell it our term so it
             # steps down. Without this, check-quorum or pre-vote could leave
             # it unable to learn of the new term (etcd-io/raft#3 discussion).
-            self.send(Message(type=MT.APP_RESP, to=m.from_))
+            self.send(MT.APP_RESP, m.from_)
         elif m.type == MT.PRE_VOTE:
-            self.send(
-                Message(type=MT.PRE_VOTE_RESP, to=m.from_, term=self.term, reject=True)
-            )
+            self.send(MT.PRE_VOTE_RESP, m.from_, term=self.term, reject=True)
         # Anything else from an older term is ignored.
 
     # ------------------------------------------------------------------
@@ -508,7 +493,8 @@ class Raft:
                 )
             if not self.append_entry(m.entries):
                 raise ProposalDropped("too many uncommitted entries")
-            self.bcast_append()
+            # Proposals arriving within one ready cycle go out in one append.
+            self.bcast_pending = True
             return
         if t == MT.READ_INDEX:
             if len(self.prs.voters) == 1:
@@ -581,7 +567,7 @@ class Raft:
             pr.inflights.free_le(m.index)
         if self.maybe_commit():
             self.on_commit()
-            self.bcast_append()
+            self.bcast_pending = True
         elif was_paused:
             self.send_append(m.from_)
         # Stream further appends while the window allows.
@@ -610,7 +596,7 @@ class Raft:
             self.send_append(transferee)
 
     def send_timeout_now(self, to: NodeId) -> None:
-        self.send(Message(type=MT.TIMEOUT_NOW, to=to))
+        self.send(MT.TIMEOUT_NOW, to)
 
     def abort_leader_transfer(self) -> None:
         self.lead_transferee = NONE
@@ -647,7 +633,14 @@ class Raft:
         own = self.prs.progress[self.id]
         if own.maybe_update(self.raft_log.stable_last_index()) and self.maybe_commit():
             self.on_commit()
-            self.bcast_append()
+            self.bcast_pending = True
+
+    def flush(self) -> None:
+        """Send the appends deferred during this ready cycle (new entries, a new commit)."""
+        if self.bcast_pending:
+            self.bcast_pending = False
+            if self.state == StateType.LEADER:
+                self.bcast_append()
 
     def committed_entry_in_current_term(self) -> bool:
         return self.raft_log.zero_term_on_err(self.raft_log.committed) == self.term
@@ -662,11 +655,7 @@ class Raft:
         if req.from_ == NONE or req.from_ == self.id:
             self.read_states.append(ReadState(index=read_index, request_ctx=req.context))
         else:
-            self.send(
-                Message(
-                    type=MT.READ_INDEX_RESP, to=req.from_, index=read_index, context=req.context
-                )
-            )
+            self.send(MT.READ_INDEX_RESP, req.from_, index=read_index, context=req.context)
 
     def increase_uncommitted_size(self, entries: Sequence[Entry]) -> bool:
         size = sum(len(e.data) for e in entries)
@@ -714,7 +703,7 @@ class Raft:
                 raise ProposalDropped(f"{self.id} knows no leader at term {self.term}")
             if self.disable_proposal_forwarding:
                 raise NotLeader(self.lead)
-            self.send(_with(m, to=self.lead))
+            self.send(MT.PROP, self.lead, entries=m.entries)
         elif t == MT.APP:
             self.election_elapsed = 0
             self.lead = m.from_
@@ -731,7 +720,8 @@ class Raft:
             if self.lead == NONE:
                 logger.debug("%d: no leader to transfer leadership", self.id)
                 return
-            self.send(_with(m, to=self.lead, term=0))
+            # Forwarded as is: ``from_`` names the transferee, not us.
+            self.msgs.append(Message(MT.TRANSFER_LEADER, to=self.lead, from_=m.from_))
         elif t == MT.TIMEOUT_NOW:
             logger.info("%d campaigns at once: leadership transfer", self.id)
             # Leadership transfer skips pre-vote: the leader asked for it.
@@ -739,43 +729,34 @@ class Raft:
         elif t == MT.READ_INDEX:
             if self.lead == NONE:
                 raise ProposalDropped(f"{self.id} knows no leader at term {self.term}")
-            self.send(_with(m, to=self.lead))
+            self.send(MT.READ_INDEX, self.lead, context=m.context)
         elif t == MT.READ_INDEX_RESP:
             self.read_states.append(ReadState(index=m.index, request_ctx=m.context))
 
     def handle_append_entries(self, m: Message) -> None:
         if m.index < self.raft_log.committed:
-            self.send(Message(type=MT.APP_RESP, to=m.from_, index=self.raft_log.committed))
+            self.send(MT.APP_RESP, m.from_, index=self.raft_log.committed)
             return
         last_new = self.raft_log.maybe_append(m.index, m.log_term, m.commit, m.entries)
         if last_new is not None:
-            self.send(Message(type=MT.APP_RESP, to=m.from_, index=last_new))
+            self.send(MT.APP_RESP, m.from_, index=last_new)
             return
         # Reject, with a hint to skip back over the conflicting term (§5.3).
         hint_index = min(m.index, self.raft_log.last_index())
         hint_index, hint_term = self.raft_log.find_conflict_by_term(hint_index, m.log_term)
-        self.send(
-            Message(
-                type=MT.APP_RESP,
-                to=m.from_,
-                index=m.index,
-                reject=True,
-                reject_hint=hint_index,
-                log_term=hint_term,
-            )
-        )
+        self.send(MT.APP_RESP, m.from_, index=m.index, reject=True, reject_hint=hint_index, log_term=hint_term)
 
     def handle_heartbeat(self, m: Message) -> None:
         self.raft_log.commit_to(m.commit)
-        self.send(Message(type=MT.HEARTBEAT_RESP, to=m.from_, context=m.context))
+        self.send(MT.HEARTBEAT_RESP, m.from_, context=m.context)
 
     def handle_snapshot(self, m: Message) -> None:
         if m.snapshot is None:
             raise InvariantError("snapshot message without a snapshot")
         if self.restore(m.snapshot):
-            self.send(Message(type=MT.APP_RESP, to=m.from_, index=self.raft_log.last_index()))
+            self.send(MT.APP_RESP, m.from_, index=self.raft_log.last_index())
         else:
-            self.send(Message(type=MT.APP_RESP, to=m.from_, index=self.raft_log.committed))
+            self.send(MT.APP_RESP, m.from_, index=self.raft_log.committed)
 
     def restore(self, snapshot: Snapshot) -> bool:
         """Install a leader's snapshot; False if our log already covers it."""
@@ -800,8 +781,3 @@ class Raft:
         for _, pr in self.prs:
             pr.next = last + 1
         return True
-
-
-def _with(m: Message, **changes: Any) -> Message:
-    """A copy of ``m`` with some fields changed (messages are immutable)."""
-    return dataclasses.replace(m, **changes)

@@ -148,6 +148,7 @@ class RawNode:
     def has_ready(self) -> bool:
         """Whether ``ready()`` would hand out anything."""
         r = self.raft
+        r.flush()
         if r.soft_state() != self._prev_soft:
             return True
         hs = r.hard_state()
@@ -168,6 +169,7 @@ class RawNode:
         if self._outstanding is not None:
             raise InvariantError("ready() called again before advance()")
         r = self.raft
+        r.flush()
         log = r.raft_log
         soft = r.soft_state()
         hard = r.hard_state()
