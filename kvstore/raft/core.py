@@ -193,9 +193,13 @@ class Raft:
         if pr.is_paused():
             return False
         prev_index = pr.next - 1
+        max_size = self.max_msg_size
+        if pr.state == ProgressState.REPLICATE and pr.inflights.max_bytes:
+            # Stay within the follower's in-flight byte budget (one entry at least).
+            max_size = max(1, min(max_size, pr.inflights.max_bytes - pr.inflights.bytes))
         try:
             prev_term = self.raft_log.term(prev_index)
-            ents = self.raft_log.entries(pr.next, self.max_msg_size)
+            ents = self.raft_log.entries(pr.next, max_size)
         except (LogCompactedError, LogUnavailableError):
             return self._maybe_send_snapshot(to)
         if not ents and not send_if_empty:

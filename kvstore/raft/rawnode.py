@@ -12,16 +12,19 @@ A driver loops::
 
 The contract is enforced: ``ready()`` while a batch is outstanding, or
 ``advance()`` with anything but the outstanding batch, raises
-``InvariantError``. Messages a member addresses to itself (its own vote) are
+``InvariantError``. A driver that sends a snapshot reports the outcome with
+``report_snapshot`` (and failed deliveries with ``report_unreachable``): until
+it does, the leader sends nothing else to that follower. Messages a member addresses to itself (its own vote) are
 never handed out; they take effect on ``advance``, i.e. once durable.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass, field
 
-from kvstore.errors import InvariantError, ProtocolError
+from kvstore.errors import InvariantError, NotLeader, ProposalDropped, ProtocolError
 from kvstore.raft.config import Config
 from kvstore.raft.core import Raft
 from kvstore.raft.messages import (
@@ -42,6 +45,8 @@ from kvstore.raft.progress import ProgressState
 from kvstore.raft.storage import LogStorage
 
 __all__ = ["ProgressStatus", "RawNode", "Ready", "Status"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,12 +134,20 @@ class RawNode:
         self.raft.step(Message(type=MessageType.TRANSFER_LEADER, from_=transferee))
 
     def step(self, m: Message) -> None:
-        """Handle a message received from a peer."""
+        """Handle a message received from a peer.
+
+        A proposal or read forwarded by a peer that cannot be served here (no
+        leader any more) is dropped: its client times out and retries, as
+        with any message lost in the network.
+        """
         if is_local_msg(m.type):
             raise ProtocolError(f"cannot step local message {m.type.name} from the network")
         if m.from_ not in self.raft.prs.progress and is_response_msg(m.type):
             raise ProtocolError(f"response {m.type.name} from unknown member {m.from_}")
-        self.raft.step(m)
+        try:
+            self.raft.step(m)
+        except (ProposalDropped, NotLeader) as e:
+            logger.debug("%d dropped forwarded %s from %d: %s", self.raft.id, m.type.name, m.from_, e)
 
     def report_unreachable(self, member: NodeId) -> None:
         """The transport failed to deliver to ``member``."""

@@ -1,0 +1,1 @@
+"""Moving Raft messages between members and serving clients: asyncio TCP, msgpack frames."""
