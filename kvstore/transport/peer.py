@@ -1,0 +1,320 @@
+"""Raft traffic between members over asyncio TCP.
+
+Each member listens on its peer address and keeps one outbound connection per
+peer. A connection opens with a handshake naming the cluster and both member
+ids; a peer from another cluster or an unknown member is refused and logged.
+
+Outbound messages wait in a bounded per-peer queue and leave in batches (one
+frame carries every message queued since the last write), with TCP
+backpressure through ``drain()``. A full queue drops messages, as an
+unreliable network would: Raft retransmits what matters. A lost connection is
+retried with jittered exponential backoff and reported to the core as
+unreachable. Snapshots are streamed in chunks so no frame exceeds the limit,
+and the core is told whether the stream completed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import random
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from kvstore.errors import ProtocolError, TooLarge
+from kvstore.raft.messages import Message, MessageType, NodeId
+from kvstore.transport.codec import (
+    DEFAULT_MAX_FRAME,
+    FRAME_HEADER,
+    decode_message,
+    decode_payload,
+    encode_frame,
+    encode_message,
+    frame_length,
+)
+
+__all__ = ["PeerTransport", "read_frame"]
+
+logger = logging.getLogger(__name__)
+
+PROTOCOL = "steersman-peer/1"
+SNAPSHOT_CHUNK = 1 << 20
+HANDSHAKE_TIMEOUT = 5.0
+MAX_BATCH = 1024
+
+
+async def read_frame(reader: asyncio.StreamReader, *, max_frame: int = DEFAULT_MAX_FRAME) -> Any:
+    """Read one length-prefixed msgpack frame; raises ``ProtocolError`` on bad input."""
+    header = await reader.readexactly(FRAME_HEADER.size)
+    n = frame_length(header, max_frame=max_frame)
+    return decode_payload(await reader.readexactly(n))
+
+
+class PeerTransport:
+    """Sends Raft messages to peers and hands received ones to ``deliver``."""
+
+    def __init__(
+        self,
+        *,
+        cluster_id: str,
+        member_id: NodeId,
+        peers: Mapping[NodeId, tuple[str, int]],
+        deliver: Callable[[list[Message]], None],
+        report_unreachable: Callable[[NodeId], None],
+        report_snapshot: Callable[[NodeId, bool], None],
+        max_frame: int = DEFAULT_MAX_FRAME,
+        max_queue: int = 8192,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.cluster_id = cluster_id
+        self.member_id = member_id
+        self.peers = {p: a for p, a in peers.items() if p != member_id}
+        self._deliver = deliver
+        self._report_unreachable = report_unreachable
+        self._report_snapshot = report_snapshot
+        self.max_frame = max_frame
+        self._rng = rng or random.Random()
+        self._senders = {
+            p: _PeerSender(self, p, addr, max_queue=max_queue) for p, addr in self.peers.items()
+        }
+        self._server: asyncio.Server | None = None
+        self._inbound: set[asyncio.Task[None]] = set()
+        self.refused_connections = 0
+
+    async def listen(self, host: str, port: int) -> int:
+        """Accept peer connections on ``host:port``; returns the bound port."""
+        self._server = await asyncio.start_server(self._serve, host, port)
+        for sender in self._senders.values():
+            sender.start()
+        return int(self._server.sockets[0].getsockname()[1])
+
+    def send(self, messages: Iterable[Message]) -> None:
+        """Queue messages for their recipients; never blocks."""
+        for m in messages:
+            sender = self._senders.get(m.to)
+            if sender is None:
+                logger.error("dropping %s to unknown member %d", m.type.name, m.to)
+                continue
+            sender.enqueue(m)
+
+    def connected(self, peer: NodeId) -> bool:
+        """Whether the outbound connection to ``peer`` is up."""
+        sender = self._senders.get(peer)
+        return sender is not None and sender.connected
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for sender in self._senders.values():
+            await sender.stop()
+        for task in list(self._inbound):
+            task.cancel()
+        if self._inbound:
+            await asyncio.gather(*self._inbound, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    # -- inbound ------------------------------------------------------------
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._inbound.add(task)
+        peer = writer.get_extra_info("peername")
+        try:
+            sender = await asyncio.wait_for(self._accept(reader, writer), HANDSHAKE_TIMEOUT)
+            await self._receive(reader, sender)
+        except ProtocolError as e:
+            logger.warning("closing peer connection from %s: %s", peer, e)
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.TimeoutError):
+            pass
+        finally:
+            writer.close()
+            if task is not None:
+                self._inbound.discard(task)
+
+    async def _accept(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> NodeId:
+        hello = await read_frame(reader, max_frame=self.max_frame)
+        if not (isinstance(hello, list) and len(hello) == 4 and hello[0] == PROTOCOL):
+            raise ProtocolError("bad handshake")
+        _, cluster_id, sender, recipient = hello
+        reason = None
+        if cluster_id != self.cluster_id:
+            reason = f"cluster id {cluster_id!r} is not {self.cluster_id!r}"
+        elif sender not in self.peers:
+            reason = f"member {sender!r} is not a member of this cluster"
+        elif recipient != self.member_id:
+            reason = f"this is member {self.member_id}, not {recipient!r}"
+        if reason is not None:
+            self.refused_connections += 1
+            writer.write(encode_frame(["refused", reason]))
+            await writer.drain()
+            raise ProtocolError(f"refused peer: {reason}")
+        writer.write(encode_frame(["ok"]))
+        await writer.drain()
+        return NodeId(sender)
+
+    async def _receive(self, reader: asyncio.StreamReader, sender: NodeId) -> None:
+        while True:
+            frame = await read_frame(reader, max_frame=self.max_frame)
+            if not isinstance(frame, list) or not frame:
+                raise ProtocolError("malformed frame")
+            kind = frame[0]
+            if kind == "msgs" and len(frame) == 2 and isinstance(frame[1], list):
+                msgs = [decode_message(v) for v in frame[1]]
+                for m in msgs:
+                    if m.from_ != sender or m.to != self.member_id:
+                        raise ProtocolError(
+                            f"message {m.from_}->{m.to} on the connection from {sender}"
+                        )
+                self._deliver(msgs)
+            elif kind == "snap" and len(frame) == 3:
+                self._deliver([await self._receive_snapshot(reader, sender, frame)])
+            else:
+                raise ProtocolError(f"unexpected frame {kind!r}")
+
+    async def _receive_snapshot(
+        self, reader: asyncio.StreamReader, sender: NodeId, frame: list[Any]
+    ) -> Message:
+        m = decode_message(frame[1])
+        total = frame[2]
+        if m.type != MessageType.SNAP or m.snapshot is None or type(total) is not int:
+            raise ProtocolError("malformed snapshot header")
+        if m.from_ != sender or m.to != self.member_id:
+            raise ProtocolError("snapshot for another member")
+        buf = bytearray()
+        while True:
+            chunk = await read_frame(reader, max_frame=self.max_frame)
+            if chunk == ["end"]:
+                break
+            if not (isinstance(chunk, list) and len(chunk) == 2 and chunk[0] == "chunk"
+                    and isinstance(chunk[1], bytes)):
+                raise ProtocolError("malformed snapshot chunk")
+            buf += chunk[1]
+            if len(buf) > total:
+                raise ProtocolError("snapshot longer than announced")
+        if len(buf) != total:
+            raise ProtocolError(f"snapshot truncated: {len(buf)} of {total} bytes")
+        snap = dataclasses.replace(m.snapshot, data=bytes(buf))
+        return dataclasses.replace(m, snapshot=snap)
+
+
+class _PeerSender:
+    """The outbound connection to one peer and its queue."""
+
+    def __init__(
+        self, transport: PeerTransport, peer: NodeId, addr: tuple[str, int], *, max_queue: int
+    ) -> None:
+        self.t = transport
+        self.peer = peer
+        self.addr = addr
+        self.max_queue = max_queue
+        self.queue: deque[Message] = deque()
+        self.wake = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.connected = False
+        self.dropped = 0
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+
+    def enqueue(self, m: Message) -> None:
+        if len(self.queue) >= self.max_queue or (not self.connected and len(self.queue) >= 256):
+            self.dropped += 1
+            if m.type == MessageType.SNAP:
+                self.t._report_snapshot(self.peer, False)
+            return
+        self.queue.append(m)
+        self.wake.set()
+
+    def _fail_queued(self) -> None:
+        while self.queue:
+            m = self.queue.popleft()
+            if m.type == MessageType.SNAP:
+                self.t._report_snapshot(self.peer, False)
+
+    async def _run(self) -> None:
+        backoff = 0.05
+        while True:
+            writer: asyncio.StreamWriter | None = None
+            try:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(*self.addr), HANDSHAKE_TIMEOUT
+                )
+                writer.write(
+                    encode_frame([PROTOCOL, self.t.cluster_id, self.t.member_id, self.peer])
+                )
+                reply = await asyncio.wait_for(read_frame(reader), HANDSHAKE_TIMEOUT)
+                if reply != ["ok"]:
+                    raise ProtocolError(f"peer {self.peer} refused the connection: {reply!r}")
+                self.connected = True
+                backoff = 0.05
+                logger.info("connected to peer %d at %s:%d", self.peer, *self.addr)
+                await self._pump(writer)
+            except asyncio.CancelledError:
+                raise
+            except (OSError, ProtocolError, asyncio.TimeoutError, asyncio.IncompleteReadError) as e:
+                if self.connected:
+                    logger.warning("lost connection to peer %d: %s", self.peer, e)
+                else:
+                    logger.debug("cannot reach peer %d: %s", self.peer, e)
+                self.connected = False
+                self._fail_queued()
+                self.t._report_unreachable(self.peer)
+                await asyncio.sleep(backoff * (0.5 + self.t._rng.random()))
+                backoff = min(backoff * 2, 1.0)
+            finally:
+                if writer is not None:
+                    writer.close()
+
+    async def _pump(self, writer: asyncio.StreamWriter) -> None:
+        while True:
+            if not self.queue:
+                self.wake.clear()
+                await self.wake.wait()
+            batch: list[Any] = []
+            while self.queue and len(batch) < MAX_BATCH:
+                m = self.queue[0]
+                if m.type == MessageType.SNAP:
+                    if batch:
+                        break
+                    self.queue.popleft()
+                    await self._send_snapshot(writer, m)
+                    continue
+                self.queue.popleft()
+                batch.append(encode_message(m))
+            if batch:
+                try:
+                    writer.write(encode_frame(["msgs", batch], max_frame=self.t.max_frame))
+                except TooLarge:
+                    # One oversized batch: send the messages one by one.
+                    for v in batch:
+                        writer.write(encode_frame(["msgs", [v]], max_frame=self.t.max_frame))
+                await writer.drain()
+
+    async def _send_snapshot(self, writer: asyncio.StreamWriter, m: Message) -> None:
+        if m.snapshot is None:
+            return
+        data = m.snapshot.data
+        header = dataclasses.replace(m, snapshot=dataclasses.replace(m.snapshot, data=b""))
+        try:
+            writer.write(encode_frame(["snap", encode_message(header), len(data)]))
+            view = memoryview(data)
+            for off in range(0, len(data), SNAPSHOT_CHUNK):
+                writer.write(encode_frame(["chunk", bytes(view[off : off + SNAPSHOT_CHUNK])]))
+                await writer.drain()
+            writer.write(encode_frame(["end"]))
+            await writer.drain()
+        except (OSError, asyncio.IncompleteReadError):
+            self.t._report_snapshot(self.peer, False)
+            raise
+        logger.info("sent snapshot at %d to peer %d", m.snapshot.metadata.index, self.peer)
+        self.t._report_snapshot(self.peer, True)
