@@ -485,8 +485,8 @@ class Raft:
             if not self.prs.quorum_active():
                 logger.warning("%d stepped down to follower: no quorum is active", self.id)
                 self.become_follower(self.term, NONE)
-            for member, pr in self.prs:
-                pr.recent_active = member == self.id
+            for member, member_pr in self.prs:
+                member_pr.recent_active = member == self.id
             return
         if t == MT.PROP:
             if not m.entries:
@@ -572,7 +572,7 @@ class Raft:
         if self.maybe_commit():
             self.on_commit()
             self.bcast_pending = True
-        elif was_paused:
+        elif was_paused and not self.bcast_pending:
             self.send_append(m.from_)
         # Stream further appends while the window allows.
         while self.maybe_send_append(m.from_, send_if_empty=False):

@@ -61,6 +61,8 @@ class Ready:
     committed_entries: tuple[Entry, ...] = ()
     messages: tuple[Message, ...] = ()
     persisted_messages: tuple[Message, ...] = ()
+    # Whether the entries, hard state and snapshot must be synced to disk
+    # before ``persisted_messages`` are sent (a commit-only change need not).
     must_sync: bool = False
     # Messages to ourselves, stepped on advance (not for the driver).
     _self_messages: tuple[Message, ...] = field(default=(), repr=False)
@@ -199,6 +201,7 @@ class RawNode:
             messages=tuple(r.msgs),
             persisted_messages=after,
             must_sync=bool(entries)
+            or log.unstable.snapshot is not None
             or hard.term != self._prev_hard.term
             or hard.vote != self._prev_hard.vote,
             _self_messages=tuple(own),

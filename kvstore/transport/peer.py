@@ -166,7 +166,10 @@ class PeerTransport:
             if kind == "msgs" and len(frame) == 2 and isinstance(frame[1], list):
                 msgs = [decode_message(v) for v in frame[1]]
                 for m in msgs:
-                    if m.from_ != sender or m.to != self.member_id:
+                    # A forwarded leadership transfer names the transferee in from_.
+                    if m.to != self.member_id or (
+                        m.from_ != sender and m.type != MessageType.TRANSFER_LEADER
+                    ):
                         raise ProtocolError(
                             f"message {m.from_}->{m.to} on the connection from {sender}"
                         )
