@@ -81,6 +81,7 @@ class PeerTransport:
         }
         self._server: asyncio.Server | None = None
         self._inbound: set[asyncio.Task[None]] = set()
+        self._inbound_writers: set[asyncio.StreamWriter] = set()
         self.refused_connections = 0
 
     async def listen(self, host: str, port: int) -> int:
@@ -109,8 +110,10 @@ class PeerTransport:
             self._server.close()
         for sender in self._senders.values():
             await sender.stop()
-        for task in list(self._inbound):
-            task.cancel()
+        # Closing the sockets ends each inbound task cleanly (cancelling a
+        # stream server's task makes asyncio log it as an error).
+        for writer in list(self._inbound_writers):
+            writer.close()
         if self._inbound:
             await asyncio.gather(*self._inbound, return_exceptions=True)
         if self._server is not None:
@@ -122,6 +125,7 @@ class PeerTransport:
         if task is not None:
             self._inbound.add(task)
         peer = writer.get_extra_info("peername")
+        self._inbound_writers.add(writer)
         try:
             sender = await asyncio.wait_for(self._accept(reader, writer), HANDSHAKE_TIMEOUT)
             await self._receive(reader, sender)
@@ -131,6 +135,7 @@ class PeerTransport:
             pass
         finally:
             writer.close()
+            self._inbound_writers.discard(writer)
             if task is not None:
                 self._inbound.discard(task)
 

@@ -1,0 +1,837 @@
+"""One member of a cluster, embedded in the caller's asyncio event loop.
+
+``Node`` joins the pure Raft core (``RawNode``), the disk
+(``DiskLogStorage``), the replicated key space (``KVStateMachine``) and the
+peer transport. One task runs the ready loop::
+
+    rd = raw.ready()
+    send rd.messages                   # a leader's appends leave before its own fsync (§10.2.1)
+    persist rd.snapshot/entries/hard state; fsync in a worker thread (group commit)
+    send rd.persisted_messages         # responses: only once durable
+    apply rd.committed_entries         # answer the proposals waiting for them
+    release rd.read_states             # linearizable reads (ReadIndex)
+    raw.advance(rd)
+
+While the fsync runs, the event loop keeps serving: client requests queue up
+and leave in the next ready (group commit); peer messages are stepped at once.
+
+Writes are proposed with an 8-byte request id in front of the command, so the
+member that proposed an entry can answer its client when it applies it.
+Linearizable reads ride on one ReadIndex round per batch of reads;
+serializable reads are answered from local state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import struct
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kvstore.clock import Clock, MonotonicClock
+from kvstore.errors import (
+    InvariantError,
+    LeaseNotFound,
+    NotLeader,
+    ProposalDropped,
+    RequestError,
+    Timeout,
+    TooLarge,
+    Unavailable,
+)
+from kvstore.mvcc import command
+from kvstore.mvcc.keys import key_range, to_bytes
+from kvstore.mvcc.lease import LeaseStatus
+from kvstore.mvcc.machine import KVStateMachine
+from kvstore.mvcc.request import (
+    Compare,
+    CompactRequest,
+    DeleteRangeRequest,
+    LeaseGrantRequest,
+    LeaseRevokeRequest,
+    Limits,
+    RangeRequest,
+    Request,
+    RequestOp,
+    TxnRequest,
+    check_request,
+)
+from kvstore.mvcc.types import (
+    CompactResult,
+    DeleteRangeResult,
+    KeyValue,
+    LeaseGrantResult,
+    LeaseRevokeResult,
+    PutResult,
+    RangeResult,
+    Response,
+    SortOrder,
+    SortTarget,
+    TxnResult,
+    WatchFilter,
+    WatchResponse,
+)
+from kvstore.raft.config import Config
+from kvstore.raft.messages import ConfState, Message, NodeId, Snapshot, StateType
+from kvstore.raft.rawnode import RawNode, Ready
+from kvstore.raft.storage import MemoryLogStorage
+from kvstore.storage.disk import OsDisk
+from kvstore.storage.log_storage import DiskLogStorage
+from kvstore.transport.peer import PeerTransport
+
+__all__ = ["MemberInfo", "Node", "NodeOptions", "NodeStatus"]
+
+logger = logging.getLogger(__name__)
+
+_REQ_ID = struct.Struct(">Q")
+
+
+@dataclass(frozen=True, slots=True)
+class MemberInfo:
+    """A member of the cluster and where to reach it."""
+
+    id: int
+    peer_addr: tuple[str, int] | None = None
+    client_addr: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeOptions:
+    """Tuning of a member. Times in seconds unless said otherwise."""
+
+    cluster_id: str = "steersman"
+    tick_interval: float = 0.1
+    election_tick: int = 10
+    heartbeat_tick: int = 1
+    request_timeout: float = 7.0
+    max_pending_proposals: int = 20_000
+    max_pending_reads: int = 20_000
+    snapshot_count: int = 50_000
+    catch_up_entries: int = 5_000
+    unsafe_no_fsync: bool = False
+    limits: Limits = field(default_factory=Limits)
+    max_inflight_msgs: int = 512
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    """What ``status()`` reports about a member."""
+
+    member_id: int
+    leader: int
+    term: int
+    role: str
+    commit_index: int
+    applied_index: int
+    revision: int
+    compact_revision: int
+    keys: int
+    raft_index: int
+    unsafe_no_fsync: bool
+
+
+class _Read:
+    """A batch of linearizable reads waiting for one ReadIndex round."""
+
+    __slots__ = ("ctx", "futures", "index")
+
+    def __init__(self, ctx: bytes) -> None:
+        self.ctx = ctx
+        self.futures: list[asyncio.Future[None]] = []
+        self.index = -1
+
+
+class Node:
+    """One member: a Raft core, a WAL, a key space and (with peers) a transport."""
+
+    def __init__(
+        self,
+        *,
+        member_id: int,
+        members: Sequence[MemberInfo],
+        data_dir: str,
+        options: NodeOptions,
+        clock: Clock | None = None,
+    ) -> None:
+        self.member_id = NodeId(member_id)
+        self.members = {m.id: m for m in members}
+        if self.member_id not in self.members:
+            raise ValueError(f"member {member_id} is not among the members")
+        self.data_dir = data_dir
+        self.options = options
+        self.clock = clock or MonotonicClock()
+        self.machine = KVStateMachine(self.clock, limits=options.limits)
+        self.limits = options.limits
+        self._rng = random.Random(int.from_bytes(os.urandom(8), "big"))
+        self._boot = self._rng.getrandbits(24) << 40
+        self._next_req = 0
+        self._waiters: dict[bytes, asyncio.Future[Any]] = {}
+        # (deadline, request id) in submission order: the ticker times them out.
+        self._deadlines: deque[tuple[float, bytes]] = deque()
+        self._proposals: list[bytes] = []
+        self._reads: _Read | None = None  # collecting
+        self._reads_inflight: dict[bytes, _Read] = {}
+        self._reads_applied: list[_Read] = []
+        self._next_read = 0
+        self._revoking: set[int] = set()
+        self._wake = asyncio.Event()
+        self._applied_event = asyncio.Event()
+        self._stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._transport: PeerTransport | None = None
+        self._disk: DiskLogStorage | None = None
+        self._storage: MemoryLogStorage | None = None
+        self._raw: RawNode | None = None
+        self._snapshot_index = 0
+        self._role = StateType.FOLLOWER
+        self._leader = NodeId(0)
+        self.leader_changed = asyncio.Event()
+
+    # ------------------------------------------------------------------
+    # lifecycle
+    @classmethod
+    async def start(
+        cls,
+        *,
+        member_id: int = 1,
+        data_dir: str,
+        members: Sequence[MemberInfo] | None = None,
+        options: NodeOptions | None = None,
+        clock: Clock | None = None,
+    ) -> Node:
+        """Start a member in the running event loop; restarts from ``data_dir`` if it holds data.
+
+        ``members`` lists every member (with peer addresses when there are
+        several); omitted, this is a one-member cluster with no network.
+        """
+        members = list(members or [MemberInfo(member_id)])
+        node = cls(
+            member_id=member_id,
+            members=members,
+            data_dir=data_dir,
+            options=options or NodeOptions(),
+            clock=clock,
+        )
+        await node._open()
+        return node
+
+    async def _open(self) -> None:
+        opts = self.options
+        os.makedirs(self.data_dir, exist_ok=True)
+        disk, state = await asyncio.to_thread(
+            DiskLogStorage.open, OsDisk(), self.data_dir, unsafe_no_fsync=opts.unsafe_no_fsync
+        )
+        self._disk = disk
+        if opts.unsafe_no_fsync:
+            logger.warning("member %d runs with unsafe_no_fsync: writes are NOT durable",
+                           self.member_id)
+        voters = tuple(NodeId(i) for i in sorted(self.members))
+        storage = MemoryLogStorage(ConfState(voters=voters))
+        if not state.snapshot.is_empty():
+            storage.apply_snapshot(state.snapshot)
+            self.machine.restore([state.snapshot.data])
+            self._snapshot_index = state.snapshot.metadata.index
+        storage.append(state.entries)
+        storage.set_hard_state(state.hard_state)
+        self._storage = storage
+        config = Config(
+            id=self.member_id,
+            election_tick=opts.election_tick,
+            heartbeat_tick=opts.heartbeat_tick,
+            applied=self.machine.applied_index,
+            max_inflight_msgs=opts.max_inflight_msgs,
+            max_size_per_msg=1 << 20,
+        )
+        self._raw = RawNode(config, storage, random.Random(self._rng.getrandbits(64)))
+        logger.info(
+            "member %d starting: %d members, term %d, commit %d, applied %d, %d entries on disk",
+            self.member_id, len(self.members), state.hard_state.term, state.hard_state.commit,
+            self.machine.applied_index, len(state.entries),
+        )
+        me = self.members[self.member_id]
+        if len(self.members) > 1:
+            peers = {NodeId(i): m.peer_addr for i, m in self.members.items() if m.peer_addr}
+            self._transport = PeerTransport(
+                cluster_id=opts.cluster_id,
+                member_id=self.member_id,
+                peers=peers,
+                deliver=self._deliver,
+                report_unreachable=self._report_unreachable,
+                report_snapshot=self._report_snapshot,
+                rng=random.Random(self._rng.getrandbits(64)),
+            )
+            if me.peer_addr is None:
+                raise ValueError("a member of a multi-member cluster needs a peer address")
+            await self._transport.listen(*me.peer_addr)
+        else:
+            # Alone, there is no one to wait for.
+            self._raw.campaign()
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._run(), name=f"member-{self.member_id}-ready"),
+            loop.create_task(self._ticker(), name=f"member-{self.member_id}-tick"),
+        ]
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Stop gracefully: finish the ready cycle in flight, close the WAL and the transport."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self._wake.set()
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._transport is not None:
+            await self._transport.close()
+        for fut in self._waiters.values():
+            if not fut.done():
+                fut.set_exception(Unavailable("member is stopping"))
+        self._waiters.clear()
+        self._fail_reads(Unavailable("member is stopping"))
+        if self._disk is not None:
+            self._disk.close()
+        logger.info("member %d stopped", self.member_id)
+
+    async def __aenter__(self) -> Node:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def _need_raw(self) -> RawNode:
+        if self._raw is None:
+            raise InvariantError("member used before it was started")
+        return self._raw
+
+    def _need_disk(self) -> tuple[DiskLogStorage, MemoryLogStorage]:
+        if self._disk is None or self._storage is None:
+            raise InvariantError("member used before it was started")
+        return self._disk, self._storage
+
+    # ------------------------------------------------------------------
+    # the ready loop
+    async def _ticker(self) -> None:
+        raw = self._need_raw()
+        interval = self.options.tick_interval
+        n = 0
+        while True:
+            await asyncio.sleep(interval)
+            raw.tick()
+            n += 1
+            if n % 10 == 0:
+                self.machine.hub.tick_progress()
+            self._expire_leases()
+            self._expire_requests()
+            self._wake.set()
+
+    def _expire_requests(self) -> None:
+        now = time.monotonic()
+        deadlines = self._deadlines
+        waiters = self._waiters
+        while deadlines and deadlines[0][0] <= now:
+            _, req_id = deadlines.popleft()
+            fut = waiters.pop(req_id, None)
+            if fut is not None and not fut.done():
+                fut.set_exception(
+                    Timeout("the request timed out; it may or may not have been applied")
+                )
+
+    async def _run(self) -> None:
+        raw = self._need_raw()
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                self._flush_inputs(raw)
+                while raw.has_ready():
+                    await self._handle_ready(raw, raw.ready())
+                    self._flush_inputs(raw)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("member %d: the ready loop failed; stopping", self.member_id)
+            self._stopping = True
+            for fut in self._waiters.values():
+                if not fut.done():
+                    fut.set_exception(Unavailable("member failed"))
+            raise
+
+    def _flush_inputs(self, raw: RawNode) -> None:
+        if self._proposals:
+            proposals = self._proposals
+            self._proposals = []
+            for data in proposals:
+                try:
+                    raw.propose(data)
+                except (ProposalDropped, NotLeader) as e:
+                    fut = self._waiters.pop(data[:8], None)
+                    if fut is not None and not fut.done():
+                        fut.set_exception(_as_unavailable(e, self._leader))
+        reads = self._reads
+        if reads is not None:
+            self._reads = None
+            try:
+                raw.read_index(reads.ctx)
+                self._reads_inflight[reads.ctx] = reads
+            except (ProposalDropped, NotLeader) as e:
+                for f in reads.futures:
+                    if not f.done():
+                        f.set_exception(_as_unavailable(e, self._leader))
+
+    async def _handle_ready(self, raw: RawNode, rd: Ready) -> None:
+        disk, storage = self._need_disk()
+        if rd.soft_state is not None:
+            self._on_soft_state(rd.soft_state.lead, rd.soft_state.raft_state)
+        if self._transport is not None and rd.messages:
+            self._transport.send(rd.messages)
+        if rd.snapshot is not None:
+            disk.persist(rd.hard_state, rd.entries, rd.snapshot)
+        elif rd.entries or rd.hard_state is not None:
+            disk.persist(rd.hard_state, rd.entries)
+        if rd.must_sync and not disk.unsafe_no_fsync:
+            await asyncio.to_thread(disk.sync)
+        elif rd.must_sync:
+            disk.sync()
+        if rd.snapshot is not None:
+            storage.apply_snapshot(rd.snapshot)
+            self.machine.restore([rd.snapshot.data])
+            self._snapshot_index = rd.snapshot.metadata.index
+            logger.info("member %d installed snapshot at %d", self.member_id,
+                        rd.snapshot.metadata.index)
+        storage.append(rd.entries)
+        if rd.hard_state is not None:
+            storage.set_hard_state(rd.hard_state)
+        if self._transport is not None and rd.persisted_messages:
+            self._transport.send(rd.persisted_messages)
+        if rd.committed_entries:
+            self._apply(rd.committed_entries)
+        for rs in rd.read_states:
+            batch = self._reads_inflight.pop(rs.request_ctx, None)
+            if batch is not None:
+                batch.index = rs.index
+                self._reads_applied.append(batch)
+        self._release_reads()
+        raw.advance(rd)
+        await self._maybe_snapshot()
+
+    def _apply(self, entries: Sequence[Any]) -> None:
+        machine = self.machine
+        waiters = self._waiters
+        for e in entries:
+            data = e.data
+            if not data:
+                machine.apply(e.index, b"")
+                continue
+            result = machine.apply(e.index, data[8:])
+            fut = waiters.pop(data[:8], None) if waiters else None
+            if fut is not None and not fut.done():
+                if isinstance(result, RequestError):
+                    fut.set_exception(result)
+                else:
+                    fut.set_result(result)
+        self._applied_event.set()
+
+    def _release_reads(self) -> None:
+        if not self._reads_applied:
+            return
+        applied = self.machine.applied_index
+        keep = []
+        for batch in self._reads_applied:
+            if batch.index <= applied:
+                for f in batch.futures:
+                    if not f.done():
+                        f.set_result(None)
+            else:
+                keep.append(batch)
+        self._reads_applied = keep
+
+    def _fail_reads(self, err: Exception) -> None:
+        batches = list(self._reads_inflight.values()) + self._reads_applied
+        if self._reads is not None:
+            batches.append(self._reads)
+        self._reads = None
+        self._reads_inflight = {}
+        self._reads_applied = []
+        for b in batches:
+            for f in b.futures:
+                if not f.done():
+                    f.set_exception(err)
+
+    def _on_soft_state(self, lead: NodeId, role: StateType) -> None:
+        was_leader = self._role == StateType.LEADER
+        changed = lead != self._leader
+        self._leader = lead
+        self._role = role
+        if role == StateType.LEADER and not was_leader:
+            logger.info("member %d is now the leader", self.member_id)
+            self.machine.lessor.promote()
+        elif was_leader and role != StateType.LEADER:
+            logger.info("member %d is no longer the leader", self.member_id)
+            self.machine.lessor.demote()
+            self._revoking.clear()
+        if changed:
+            self.leader_changed.set()
+            self.leader_changed = asyncio.Event()
+            # Reads sent to the old leader will never be answered: ask again.
+            if self._reads_inflight:
+                retry = list(self._reads_inflight.values())
+                self._reads_inflight = {}
+                for batch in retry:
+                    if self._reads is None:
+                        self._reads = batch
+                    else:
+                        self._reads.futures.extend(batch.futures)
+
+    async def _maybe_snapshot(self) -> None:
+        applied = self.machine.applied_index
+        if applied - self._snapshot_index < self.options.snapshot_count:
+            return
+        disk, storage = self._need_disk()
+        data = b"".join(self.machine.snapshot_chunks())
+        snap = storage.create_snapshot(applied, data)
+        await asyncio.to_thread(disk.compact, snap)
+        self._snapshot_index = applied
+        compact_to = applied - self.options.catch_up_entries
+        if compact_to > storage.first_index():
+            storage.compact(compact_to)
+        logger.info("member %d saved a snapshot at %d (%d bytes)", self.member_id, applied,
+                    len(data))
+
+    # ------------------------------------------------------------------
+    # peers
+    def _deliver(self, msgs: list[Message]) -> None:
+        raw = self._raw
+        if raw is None or self._stopping:
+            return
+        for m in msgs:
+            try:
+                raw.step(m)
+            except RequestError as e:
+                logger.warning("member %d dropped a message from %d: %s", self.member_id,
+                               m.from_, e)
+            except Exception as e:  # a bad message must not stop the member
+                if isinstance(e, InvariantError):
+                    raise
+                logger.warning("member %d dropped a bad message from %d: %s", self.member_id,
+                               m.from_, e)
+        self._wake.set()
+
+    def _report_unreachable(self, peer: NodeId) -> None:
+        if self._raw is not None:
+            self._raw.report_unreachable(peer)
+            self._wake.set()
+
+    def _report_snapshot(self, peer: NodeId, ok: bool) -> None:
+        if self._raw is not None:
+            self._raw.report_snapshot(peer, ok=ok)
+            self._wake.set()
+
+    # ------------------------------------------------------------------
+    # leases expire on the leader's clock
+    def _expire_leases(self) -> None:
+        if self._role != StateType.LEADER:
+            return
+        for lease_id in self.machine.lessor.expired():
+            if lease_id in self._revoking:
+                continue
+            self._revoking.add(lease_id)
+            logger.debug("member %d revokes expired lease %x", self.member_id, lease_id)
+            fut = self._submit(command.encode(LeaseRevokeRequest(id=lease_id)))
+            fut.add_done_callback(lambda f, lid=lease_id: self._revoke_done(lid, f))
+
+    def _revoke_done(self, lease_id: int, fut: asyncio.Future[Any]) -> None:
+        self._revoking.discard(lease_id)
+        if not fut.cancelled():
+            fut.exception()  # consumed: a revoke of a gone lease is fine
+
+    # ------------------------------------------------------------------
+    # proposing and reading
+    def _submit(self, cmd: bytes) -> asyncio.Future[Any]:
+        if self._stopping:
+            raise Unavailable("member is stopping")
+        if len(self._waiters) >= self.options.max_pending_proposals:
+            raise Unavailable("too many pending proposals; retry later")
+        self._next_req += 1
+        req_id = _REQ_ID.pack(self._boot | self._next_req)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiters[req_id] = fut
+        self._deadlines.append((time.monotonic() + self.options.request_timeout, req_id))
+        self._proposals.append(req_id + cmd)
+        self._wake.set()
+        return fut
+
+    def submit_command(self, cmd: bytes) -> asyncio.Future[Any]:
+        """Propose an encoded, already checked command; the future gets the answer.
+
+        The future fails with ``Timeout`` after ``request_timeout`` seconds,
+        ``Unavailable`` when there is no leader or too much is pending.
+        """
+        if len(cmd) > self.limits.max_request_bytes:
+            raise TooLarge("request", len(cmd), self.limits.max_request_bytes)
+        return self._submit(cmd)
+
+    async def _propose(self, cmd: bytes) -> Any:
+        return await self.submit_command(cmd)
+
+    async def propose_request(self, request: Request) -> Response:
+        """Check ``request``, replicate it, and return the state machine's answer."""
+        check_request(request, self.limits)
+        result: Response = await self._propose(command.encode(request))
+        return result
+
+    async def wait_linearizable(self) -> None:
+        """Return once local state reflects every write acknowledged before the call (ReadIndex)."""
+        if self._stopping:
+            raise Unavailable("member is stopping")
+        if self._raw is not None and len(self.members) == 1 and self._role == StateType.LEADER:
+            # A lone member's applied state is current once its commit is applied.
+            if self.machine.applied_index >= self._raw.raft.raft_log.committed:
+                return
+        batch = self._reads
+        if batch is None:
+            pending = sum(len(b.futures) for b in self._reads_inflight.values())
+            if pending >= self.options.max_pending_reads:
+                raise Unavailable("too many pending reads; retry later")
+            self._next_read += 1
+            batch = self._reads = _Read(_REQ_ID.pack(self._boot | self._next_read))
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        batch.futures.append(fut)
+        self._wake.set()
+        try:
+            await asyncio.wait_for(fut, self.options.request_timeout)
+        except asyncio.TimeoutError:
+            raise Timeout("linearizable read timed out (no quorum?)") from None
+
+    # ------------------------------------------------------------------
+    # the key-value API (the same on every client)
+    async def put(
+        self, key: bytes | str, value: bytes | str, *, lease: int = 0, prev_kv: bool = False
+    ) -> PutResult:
+        """Set ``key`` to ``value``; returns the revision (and the previous value if asked)."""
+        k = to_bytes(key)
+        v = to_bytes(value, "value")
+        if len(v) > self.limits.max_value_bytes:
+            raise TooLarge("value", len(v), self.limits.max_value_bytes)
+        if not k or len(k) > self.limits.max_key_bytes:
+            check_request(command.decode(command.encode_put(k, v, lease)), self.limits)
+        result: PutResult = await self._propose(command.encode_put(k, v, lease, prev_kv=prev_kv))
+        return result
+
+    async def get(
+        self, key: bytes | str, *, revision: int = 0, serializable: bool = False
+    ) -> KeyValue | None:
+        """The current (or historical) value of one key, or ``None``."""
+        res = await self.range(key, revision=revision, serializable=serializable)
+        return res.kvs[0] if res.kvs else None
+
+    async def range(
+        self,
+        key: bytes | str,
+        range_end: bytes | str | None = None,
+        *,
+        prefix: bool = False,
+        limit: int = 0,
+        revision: int = 0,
+        keys_only: bool = False,
+        count_only: bool = False,
+        sort_order: SortOrder = SortOrder.NONE,
+        sort_target: SortTarget = SortTarget.KEY,
+        serializable: bool = False,
+    ) -> RangeResult:
+        """Keys in ``[key, range_end)`` (or with prefix ``key``); linearizable unless ``serializable``."""
+        start, end = key_range(key, range_end, prefix=prefix)
+        req = RangeRequest(start, end, limit, revision, keys_only, count_only, sort_order,
+                           sort_target)
+        return await self.range_request(req, serializable=serializable)
+
+    async def range_request(self, req: RangeRequest, *, serializable: bool = False) -> RangeResult:
+        check_request(req, self.limits)
+        if not serializable:
+            await self.wait_linearizable()
+        result = self.machine.store.execute(req)
+        assert_type(result, RangeResult)
+        return result
+
+    async def delete(
+        self,
+        key: bytes | str,
+        range_end: bytes | str | None = None,
+        *,
+        prefix: bool = False,
+        prev_kv: bool = False,
+    ) -> DeleteRangeResult:
+        """Delete a key, a range or a prefix; returns how many keys went."""
+        start, end = key_range(key, range_end, prefix=prefix)
+        result = await self.propose_request(DeleteRangeRequest(start, end, prev_kv))
+        assert_type(result, DeleteRangeResult)
+        return result
+
+    async def txn(
+        self,
+        compare: Sequence[Compare] = (),
+        success: Sequence[RequestOp] = (),
+        failure: Sequence[RequestOp] = (),
+    ) -> TxnResult:
+        """If every compare holds run ``success``, else ``failure``; atomically, at one revision."""
+        req = TxnRequest(tuple(compare), tuple(success), tuple(failure))
+        return await self.txn_request(req)
+
+    async def txn_request(self, req: TxnRequest) -> TxnResult:
+        if not _txn_writes(req):
+            # A read-only txn needs no log entry: a linearizable local read will do.
+            check_request(req, self.limits)
+            await self.wait_linearizable()
+            ro = self.machine.store.execute(req)
+            assert_type(ro, TxnResult)
+            return ro
+        result = await self.propose_request(req)
+        assert_type(result, TxnResult)
+        return result
+
+    async def compact(self, revision: int) -> CompactResult:
+        """Drop history older than ``revision`` on every member."""
+        result = await self.propose_request(CompactRequest(revision))
+        assert_type(result, CompactResult)
+        return result
+
+    async def lease_grant(self, ttl: int, *, lease_id: int = 0) -> LeaseGrantResult:
+        """Grant a lease of ``ttl`` seconds (``lease_id`` 0: the cluster picks one)."""
+        result = await self.propose_request(LeaseGrantRequest(ttl=ttl, id=lease_id))
+        assert_type(result, LeaseGrantResult)
+        return result
+
+    async def lease_revoke(self, lease_id: int) -> LeaseRevokeResult:
+        """Revoke a lease and delete its keys in one revision."""
+        result = await self.propose_request(LeaseRevokeRequest(id=lease_id))
+        assert_type(result, LeaseRevokeResult)
+        return result
+
+    async def lease_keepalive(self, lease_id: int) -> int:
+        """Renew a lease on the leader; returns its TTL. Raises ``NotLeader`` on a follower."""
+        if self._role != StateType.LEADER:
+            raise NotLeader(self._leader)
+        return self.machine.lessor.keepalive(lease_id)
+
+    async def lease_time_to_live(self, lease_id: int, *, keys: bool = False) -> LeaseStatus:
+        """Remaining TTL of a lease (on the leader's clock) and, if asked, its keys."""
+        if self._role != StateType.LEADER:
+            raise NotLeader(self._leader)
+        return self.machine.lessor.time_to_live(lease_id, keys=keys)
+
+    async def lease_list(self) -> list[int]:
+        """Ids of every live lease."""
+        await self.wait_linearizable()
+        return self.machine.lessor.leases()
+
+    async def watch(
+        self,
+        key: bytes | str,
+        range_end: bytes | str | None = None,
+        *,
+        prefix: bool = False,
+        start_revision: int = 0,
+        prev_kv: bool = False,
+        filters: Sequence[WatchFilter] = (),
+        progress_notify: bool = False,
+    ) -> AsyncIterator[WatchResponse]:
+        """Stream changes from ``start_revision`` (0: from now on); cancel by closing the iterator."""
+        start, end = key_range(key, range_end, prefix=prefix)
+        hub = self.machine.hub
+        ready = asyncio.Event()
+        wid = hub.watch(
+            start, end, start_revision=start_revision, prev_kv=prev_kv, filters=tuple(filters),
+            progress_notify=progress_notify, on_ready=lambda _w: ready.set(),
+        )
+        return _watch_stream(self, wid, ready)
+
+    def request_progress(self) -> None:
+        """Ask every watcher on this member for a progress notification."""
+        self.machine.hub.request_progress()
+
+    # ------------------------------------------------------------------
+    # inspection
+    @property
+    def is_leader(self) -> bool:
+        return self._role == StateType.LEADER
+
+    @property
+    def leader_id(self) -> int:
+        return int(self._leader)
+
+    async def status(self) -> NodeStatus:
+        """Member id, leader, term, commit and applied index, revision and sizes."""
+        st = self._need_raw().status()
+        store = self.machine.store
+        return NodeStatus(
+            member_id=int(self.member_id),
+            leader=int(st.lead),
+            term=st.term,
+            role=st.raft_state.name.lower(),
+            commit_index=st.commit,
+            applied_index=self.machine.applied_index,
+            revision=store.revision,
+            compact_revision=store.compact_revision,
+            keys=store.execute(RangeRequest(b"\0", b"\0", count_only=True)).count,  # type: ignore[union-attr]
+            raft_index=st.last_index,
+            unsafe_no_fsync=self.options.unsafe_no_fsync,
+        )
+
+    async def member_list(self) -> list[MemberInfo]:
+        """Every member of the cluster."""
+        return [self.members[i] for i in sorted(self.members)]
+
+    async def hash_kv(self, revision: int = 0) -> tuple[int, int, int]:
+        """Hash of the key space at ``revision``: ``(hash, revision, compact_revision)``."""
+        return self.machine.hash_kv(revision)
+
+    async def wait_applied(self, index: int) -> None:
+        """Wait until this member has applied ``index``."""
+        while self.machine.applied_index < index:
+            self._applied_event.clear()
+            await self._applied_event.wait()
+
+
+async def _watch_stream(node: Node, wid: int, ready: asyncio.Event) -> AsyncIterator[WatchResponse]:
+    hub = node.machine.hub
+    try:
+        while True:
+            resp = hub.poll(wid)
+            if resp is None:
+                ready.clear()
+                resp = hub.poll(wid)
+                if resp is None:
+                    await ready.wait()
+                    continue
+            yield resp
+            if resp.canceled:
+                return
+    finally:
+        hub.cancel(wid)
+
+
+def _txn_writes(req: TxnRequest) -> bool:
+    for op in (*req.success, *req.failure):
+        if isinstance(op, TxnRequest):
+            if _txn_writes(op):
+                return True
+        elif not isinstance(op, RangeRequest):
+            return True
+    return False
+
+
+def _as_unavailable(e: Exception, leader: NodeId) -> Exception:
+    if isinstance(e, NotLeader):
+        return e
+    return Unavailable(f"no leader to take the request: {e}")
+
+
+def assert_type(value: object, cls: type) -> None:
+    if not isinstance(value, cls):
+        raise InvariantError(f"expected {cls.__name__}, got {type(value).__name__}")
