@@ -8,6 +8,7 @@ on SIGTERM or SIGINT (finishing the ready cycle in flight).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import asyncio
 import logging
 import os
@@ -21,12 +22,12 @@ from runtime.clusterfile import ClusterFile, parse_addr
 logger = logging.getLogger("steer.host")
 
 
-async def serve(data_dir: str, member_id: int, *, unsafe_no_fsync: bool = False) -> None:
+async def serve(data_dir: str, member_id: int, options: NodeOptions) -> None:
     cf = ClusterFile.load(data_dir)
     if cf is None:
         raise SystemExit(f"no cluster file in {data_dir}")
     me = cf.member(member_id)
-    options = NodeOptions(cluster_id=cf.cluster_id, unsafe_no_fsync=unsafe_no_fsync)
+    options = dataclasses.replace(options, cluster_id=cf.cluster_id)
     node = await Node.start(
         member_id=member_id,
         data_dir=os.path.join(me.data_dir, "data"),
@@ -52,8 +53,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--id", type=int, required=True)
     ap.add_argument("--unsafe-no-fsync", action="store_true",
                     help="never fsync (benchmarks and tests only: writes are not durable)")
+    ap.add_argument("--tick-interval", type=float, default=0.1, help="seconds per Raft tick")
+    ap.add_argument("--election-ticks", type=int, default=10)
+    ap.add_argument("--snapshot-count", type=int, default=50_000,
+                    help="applied entries between snapshots (and log compactions)")
+    ap.add_argument("--catch-up-entries", type=int, default=5_000,
+                    help="entries kept after a snapshot for slow followers")
     ap.add_argument("--log-level", default="INFO")
     args = ap.parse_args(argv)
+    options = NodeOptions(
+        unsafe_no_fsync=args.unsafe_no_fsync,
+        tick_interval=args.tick_interval,
+        election_tick=args.election_ticks,
+        snapshot_count=args.snapshot_count,
+        catch_up_entries=args.catch_up_entries,
+    )
     logging.basicConfig(
         level=args.log_level.upper(),
         format=f"%(asctime)s member-{args.id} %(levelname)s %(name)s: %(message)s",
@@ -63,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         import uvloop
     except ImportError:
         uvloop = None
-    coro = serve(args.data_dir, args.id, unsafe_no_fsync=args.unsafe_no_fsync)
+    coro = serve(args.data_dir, args.id, options)
     if uvloop is not None:
         uvloop.run(coro)
     else:
