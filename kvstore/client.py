@@ -297,8 +297,9 @@ class Client:
             conn = await self._connection()
             _, fut = conn.send(method, args)
             try:
-                return await asyncio.wait_for(fut, max(0.01, deadline - loop.time()))
-            except asyncio.TimeoutError:
+                async with asyncio.timeout_at(deadline):
+                    return await fut
+            except TimeoutError:
                 raise Timeout(f"{method} timed out") from None
             except NotLeader:
                 self._drop(conn)

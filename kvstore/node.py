@@ -180,6 +180,7 @@ class Node:
         self._reads_applied: list[_Read] = []
         self._next_read = 0
         self._revoking: set[int] = set()
+        self._flush_scheduled = False
         self._wake = asyncio.Event()
         self._applied_event = asyncio.Event()
         self._stopping = False
@@ -564,8 +565,24 @@ class Node:
         self._waiters[req_id] = fut
         self._deadlines.append((time.monotonic() + self.options.request_timeout, req_id))
         self._proposals.append(req_id + cmd)
-        self._wake.set()
+        if not self._flush_scheduled:
+            # Everything submitted in this turn of the event loop is proposed
+            # together, and its appends leave at once, even while the ready
+            # loop waits for an fsync.
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_now)
         return fut
+
+    def _flush_now(self) -> None:
+        self._flush_scheduled = False
+        raw = self._raw
+        if raw is None or self._stopping:
+            return
+        self._flush_inputs(raw)
+        msgs = raw.take_messages()
+        if msgs and self._transport is not None:
+            self._transport.send(msgs)
+        self._wake.set()
 
     def submit_command(self, cmd: bytes) -> asyncio.Future[Any]:
         """Propose an encoded, already checked command; the future gets the answer.
@@ -603,7 +620,9 @@ class Node:
             batch = self._reads = _Read(_REQ_ID.pack(self._boot | self._next_read))
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         batch.futures.append(fut)
-        self._wake.set()
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_now)
         try:
             await asyncio.wait_for(fut, self.options.request_timeout)
         except asyncio.TimeoutError:

@@ -160,6 +160,20 @@ class RawNode:
         self.raft.step(Message(type=MessageType.SNAP_STATUS, from_=member, reject=not ok))
 
     # -- output -----------------------------------------------------------
+    def take_messages(self) -> list[Message]:
+        """Messages that may leave now, even while a ready batch is outstanding.
+
+        These never depend on unpersisted state (a leader's appends and
+        heartbeats, vote requests, forwarded proposals): a driver can send a
+        leader's new appends while it is still syncing the previous batch.
+        Responses that depend on persistence stay for the next ``ready()``.
+        """
+        r = self.raft
+        r.flush()
+        msgs = r.msgs
+        r.msgs = []
+        return msgs
+
     def has_ready(self) -> bool:
         """Whether ``ready()`` would hand out anything."""
         r = self.raft
