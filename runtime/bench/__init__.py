@@ -1,0 +1,1 @@
+"""The write-throughput benchmark behind ``steer bench`` and ``benchmarks/write_throughput.py``."""
