@@ -441,7 +441,7 @@ class Client:
         prev_kv: bool = False,
         filters: Sequence[WatchFilter] = (),
         progress_notify: bool = False,
-    ) -> AsyncIterator[WatchResponse]:
+    ) -> _RemoteWatch:
         """Stream changes; survives reconnects by resuming after the last revision seen.
 
         The watch is in place when this returns: every change after that is
@@ -450,7 +450,7 @@ class Client:
         start, end = key_range(key, range_end, prefix=prefix)
         w = _RemoteWatch(self, start, end, start_revision, prev_kv, list(filters), progress_notify)
         await w.establish()
-        return w.stream()
+        return w
 
 
 class _RemoteWatch:
@@ -468,6 +468,7 @@ class _RemoteWatch:
         self.conn: _Connection | None = None
         self.req_id = 0
         self.queue: asyncio.Queue[tuple[int, Any]] | None = None
+        self.closed = False
 
     async def establish(self) -> None:
         backoff = 0.02
@@ -501,36 +502,50 @@ class _RemoteWatch:
                 conn.send("watch_cancel", [self.req_id])
         self.conn = None
 
-    async def stream(self) -> AsyncIterator[WatchResponse]:
-        try:
-            while True:
-                q = self.queue
-                if q is None:
-                    await self.establish()
-                    continue
-                status, payload = await q.get()
-                if status == ERROR:
-                    err = payload if isinstance(payload, KvError) else decode_error(payload)
-                    if not isinstance(err, (Unavailable, NotLeader)):
-                        raise err
-                    # The member went away: resume elsewhere after ``seen``.
-                    if self.conn is not None:
-                        self.client._drop(self.conn)
+    def __aiter__(self) -> _RemoteWatch:
+        return self
+
+    async def __anext__(self) -> WatchResponse:
+        while not self.closed:
+            q = self.queue
+            if q is None:
+                await self.establish()
+                continue
+            status, payload = await q.get()
+            if status == ERROR:
+                err = payload if isinstance(payload, KvError) else decode_error(payload)
+                if not isinstance(err, (Unavailable, NotLeader)):
                     self._close_stream()
-                    self.queue = None
-                    continue
-                if status != EVENT:
-                    raise ProtocolError(f"unexpected watch status {status}")
-                resp = decode_watch_response(payload)
-                events = tuple(e for e in resp.events if e.kv.mod_revision > self.seen)
-                self.seen = max(self.seen, resp.header_revision)
-                if events or not resp.events:
-                    yield WatchResponse(resp.watch_id, events, resp.header_revision,
-                                        resp.compact_revision, resp.canceled)
-                if resp.canceled:
-                    return
-        finally:
-            self._close_stream()
+                    raise err
+                # The member went away: resume elsewhere after ``seen``.
+                if self.conn is not None:
+                    self.client._drop(self.conn)
+                self._close_stream()
+                self.queue = None
+                continue
+            if status != EVENT:
+                raise ProtocolError(f"unexpected watch status {status}")
+            resp = decode_watch_response(payload)
+            events = tuple(e for e in resp.events if e.kv.mod_revision > self.seen)
+            self.seen = max(self.seen, resp.header_revision)
+            if resp.canceled:
+                self.closed = True
+                self._close_stream()
+            if events or not resp.events or resp.canceled:
+                return WatchResponse(resp.watch_id, events, resp.header_revision,
+                                     resp.compact_revision, resp.canceled)
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        """Cancel the watch on the member."""
+        self.closed = True
+        self._close_stream()
+
+    async def __aenter__(self) -> _RemoteWatch:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
 
 def _parse(endpoint: str) -> tuple[str, int]:

@@ -759,8 +759,8 @@ class Node:
         prev_kv: bool = False,
         filters: Sequence[WatchFilter] = (),
         progress_notify: bool = False,
-    ) -> AsyncIterator[WatchResponse]:
-        """Stream changes from ``start_revision`` (0: from now on); cancel by closing the iterator."""
+    ) -> WatchStream:
+        """Stream changes from ``start_revision`` (0: from now on); ``aclose()`` cancels it."""
         start, end = key_range(key, range_end, prefix=prefix)
         hub = self.machine.hub
         ready = asyncio.Event()
@@ -768,7 +768,7 @@ class Node:
             start, end, start_revision=start_revision, prev_kv=prev_kv, filters=tuple(filters),
             progress_notify=progress_notify, on_ready=lambda _w: ready.set(),
         )
-        return _watch_stream(self, wid, ready)
+        return WatchStream(self, wid, ready)
 
     def request_progress(self) -> None:
         """Ask every watcher on this member for a progress notification."""
@@ -817,22 +817,49 @@ class Node:
             await self._applied_event.wait()
 
 
-async def _watch_stream(node: Node, wid: int, ready: asyncio.Event) -> AsyncIterator[WatchResponse]:
-    hub = node.machine.hub
-    try:
-        while True:
-            resp = hub.poll(wid)
+class WatchStream:
+    """Responses of one watcher on this member; ``aclose()`` (or ``async with``) cancels it."""
+
+    def __init__(self, node: Node, watch_id: int, ready: asyncio.Event) -> None:
+        self._hub = node.machine.hub
+        self.watch_id = watch_id
+        self._ready = ready
+        self._closed = False
+
+    def __aiter__(self) -> WatchStream:
+        return self
+
+    async def __anext__(self) -> WatchResponse:
+        hub = self._hub
+        while not self._closed:
+            resp = hub.poll(self.watch_id)
             if resp is None:
-                ready.clear()
-                resp = hub.poll(wid)
-                if resp is None:
-                    await ready.wait()
-                    continue
-            yield resp
-            if resp.canceled:
-                return
-    finally:
-        hub.cancel(wid)
+                self._ready.clear()
+                resp = hub.poll(self.watch_id)
+            if resp is not None:
+                if resp.canceled:
+                    self._close()
+                return resp
+            await self._ready.wait()
+        raise StopAsyncIteration
+
+    def _close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._hub.cancel(self.watch_id)
+
+    async def aclose(self) -> None:
+        """Cancel the watch."""
+        self._close()
+
+    async def __aenter__(self) -> WatchStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._close()
+
+    def __del__(self) -> None:
+        self._close()
 
 
 def _txn_writes(req: TxnRequest) -> bool:

@@ -71,6 +71,8 @@ class LocalCluster:
 
     def __init__(self, data_dir: str = ".steer") -> None:
         self.data_dir = data_dir
+        # Children started by this object, reaped when they stop.
+        self._procs: dict[int, subprocess.Popen[bytes]] = {}
 
     def load(self) -> ClusterFile | None:
         return ClusterFile.load(self.data_dir)
@@ -94,6 +96,7 @@ class LocalCluster:
             start_new_session=True,
         )
         log.close()
+        self._procs[member.id] = proc
         with open(member.pid_file, "w", encoding="ascii") as f:
             f.write(str(proc.pid))
         return proc.pid
@@ -130,7 +133,14 @@ class LocalCluster:
                     os.kill(pid, signal.SIGKILL)
             with contextlib.suppress(FileNotFoundError):
                 os.remove(m.pid_file)
+            self._reap(m.id)
         return [m.id for m, _ in stopped]
+
+    def _reap(self, member_id: int) -> None:
+        proc = self._procs.pop(member_id, None)
+        if proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
 
     def kill(self, member_id: int, sig: int = signal.SIGKILL) -> None:
         """Send ``sig`` to one member (tests use SIGKILL)."""
@@ -140,6 +150,8 @@ class LocalCluster:
         pid = read_pid(cf.member(member_id))
         if pid is not None:
             os.kill(pid, sig)
+            if sig == signal.SIGKILL:
+                self._reap(member_id)
 
     async def member_status(self, member: MemberEntry, *, timeout: float = 2.0) -> MemberState:
         pid = read_pid(member)
