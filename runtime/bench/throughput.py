@@ -192,9 +192,9 @@ def run_async(coro: Awaitable[Row]) -> Row:
     try:
         import uvloop
 
-        return uvloop.run(coro)  # type: ignore[no-any-return]
+        return uvloop.run(coro)  # type: ignore[arg-type, no-any-return, unused-ignore]
     except ImportError:
-        return asyncio.run(coro)  # type: ignore[arg-type]
+        return asyncio.run(coro)  # type: ignore[arg-type, unused-ignore]
 
 
 def progress(row: Row) -> None:
@@ -223,10 +223,11 @@ def print_table(rows: list[Row]) -> None:
         mem = " ".join(f"{m['cpu_pct']:.0f}%/{m['rss_mb']:.0f}" for m in r.members)
         print(f"{r.system:<10} {r.clients:>7} {r.ops_per_s:>10,.0f} {r.p50_ms:>8.2f} "
               f"{r.p90_ms:>8.2f} {r.p99_ms:>8.2f} {ratio:>12}  {mem}")
+    noted: set[str] = set()
     for r in rows:
-        if r.note:
+        if r.note and r.system not in noted:
+            noted.add(r.system)
             print(f"note ({r.system}): {r.note}")
-            break
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -249,8 +250,11 @@ def main(argv: list[str] | None = None) -> int:
     for peer in peers:
         from runtime.bench.peers import run_peer
 
-        peer_runs = [run_peer(peer, levels, args.seconds) for _ in range(args.runs)]
-        peer_runs = [r for r in peer_runs if r]
+        peer_runs: list[list[Row]] = []
+        for _ in range(args.runs):
+            rows = run_peer(peer, levels, args.seconds)
+            if rows:
+                peer_runs.append(rows)
         if peer_runs:
             all_rows += median_rows(peer_runs)
     if args.json:
