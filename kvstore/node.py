@@ -190,6 +190,8 @@ class Node:
         self._storage: MemoryLogStorage | None = None
         self._raw: RawNode | None = None
         self._snapshot_index = 0
+        self._snapshot_task: asyncio.Task[None] | None = None
+        self._snapshot_done: tuple[int, bytes] | None = None
         self._role = StateType.FOLLOWER
         self._leader = NodeId(0)
         self.leader_changed = asyncio.Event()
@@ -286,9 +288,10 @@ class Node:
             return
         self._stopping = True
         self._wake.set()
-        for t in self._tasks:
+        tasks = self._tasks + ([self._snapshot_task] if self._snapshot_task else [])
+        for t in tasks:
             t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._transport is not None:
             await self._transport.close()
         for fut in self._waiters.values():
@@ -401,6 +404,11 @@ class Node:
         elif rd.must_sync:
             disk.sync()
         if rd.snapshot is not None:
+            if self._snapshot_task is not None:
+                # Our own snapshot in progress describes a state being replaced.
+                self._snapshot_task.cancel()
+                self._snapshot_task = None
+            self._snapshot_done = None
             storage.apply_snapshot(rd.snapshot)
             self.machine.restore([rd.snapshot.data])
             self._snapshot_index = rd.snapshot.metadata.index
@@ -491,19 +499,48 @@ class Node:
                         self._reads.futures.extend(batch.futures)
 
     async def _maybe_snapshot(self) -> None:
+        """Start a snapshot in the background when enough entries were applied; install a ready one.
+
+        The state machine pins its state when the stream starts and keeps
+        applying while chunks are produced, so a large snapshot never stalls
+        the member. Installing it (snapshot file, WAL marker, log compaction)
+        happens here, in the ready loop, so it never overlaps a WAL write.
+        """
+        done = self._snapshot_done
+        if done is not None:
+            self._snapshot_done = None
+            index, data = done
+            disk, storage = self._need_disk()
+            if index > storage.snapshot().metadata.index and index <= storage.last_index():
+                snap = storage.create_snapshot(index, data)
+                await asyncio.to_thread(disk.compact, snap)
+                self._snapshot_index = index
+                compact_to = index - self.options.catch_up_entries
+                if compact_to > storage.first_index():
+                    storage.compact(compact_to)
+                logger.info("member %d saved a snapshot at %d (%d bytes)", self.member_id,
+                            index, len(data))
         applied = self.machine.applied_index
-        if applied - self._snapshot_index < self.options.snapshot_count:
-            return
-        disk, storage = self._need_disk()
-        data = b"".join(self.machine.snapshot_chunks())
-        snap = storage.create_snapshot(applied, data)
-        await asyncio.to_thread(disk.compact, snap)
-        self._snapshot_index = applied
-        compact_to = applied - self.options.catch_up_entries
-        if compact_to > storage.first_index():
-            storage.compact(compact_to)
-        logger.info("member %d saved a snapshot at %d (%d bytes)", self.member_id, applied,
-                    len(data))
+        if (self._snapshot_task is None
+                and applied - self._snapshot_index >= self.options.snapshot_count):
+            self._snapshot_task = asyncio.get_running_loop().create_task(
+                self._build_snapshot(), name=f"member-{self.member_id}-snapshot")
+
+    async def _build_snapshot(self) -> None:
+        try:
+            index = self.machine.applied_index
+            parts = []
+            for chunk in self.machine.snapshot_chunks():
+                parts.append(chunk)
+                await asyncio.sleep(0)
+            self._snapshot_done = (index, b"".join(parts))
+            self._wake.set()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("member %d failed to build a snapshot", self.member_id)
+        finally:
+            self._snapshot_task = None
 
     # ------------------------------------------------------------------
     # peers

@@ -6,7 +6,8 @@ General layout (imports point down only):
   drive: ``apply(index, data)`` per committed entry, snapshots, hashes.
 - ``command``: requests as msgpack bytes for the Raft log.
 - ``store``: ``KVStore``, the key space: range, put, delete-range, txn,
-  compact, lease revoke, hash, change log.
+  compact, lease revoke, hash; ``txn`` chooses a txn's path; ``changelog``
+  keeps every write after the compact revision for watchers and compaction.
 - ``watch``: ``WatchHub``, exactly-once ordered delivery to watchers.
 - ``lease``: ``Lessor``, the lease table and leader-only deadlines.
 - ``snapshot``: the chunked snapshot stream.

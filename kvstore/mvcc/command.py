@@ -46,7 +46,7 @@ from kvstore.mvcc.request import (
 )
 from kvstore.mvcc.types import SortOrder, SortTarget
 
-__all__ = ["CommandType", "decode", "encode", "encode_put", "unpack"]
+__all__ = ["CommandType", "decode", "encode", "encode_put", "from_fields", "unpack"]
 
 
 class CommandType(enum.IntEnum):
@@ -129,7 +129,7 @@ def unpack(data: bytes) -> list[Any]:
     try:
         fields = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
     except (ValueError, TypeError) as err:
-        raise InvalidRequest(f"malformed command: {err}") from None
+        raise InvalidRequest(f"malformed command: {err!r}") from None
     if type(fields) is not list or not fields or type(fields[0]) is not int:
         raise InvalidRequest("malformed command: not a typed array")
     return fields
@@ -142,6 +142,11 @@ def decode(data: bytes) -> Request:
         InvalidRequest: malformed bytes, an unknown type, or fields of the wrong shape.
     """
     return _request(unpack(data), top=True)
+
+
+def from_fields(fields: list[Any]) -> Request:
+    """The request of a command array from ``unpack`` (``decode`` in two steps)."""
+    return _request(fields, top=True)
 
 
 def _request(fields: Any, *, top: bool) -> Request:

@@ -10,6 +10,8 @@ Invariants (checked by the tests, relied on by ``KVStore``):
 
 - ``histories[key]`` is never empty and strictly increasing in ``mod_revision``;
 - a key is in ``histories`` iff it is in the sorted order (after ``flush``);
+- a key is in the *dead* set iff its latest entry is a tombstone, so the live
+  keys of a range are counted with four bisections instead of a walk;
 - after ``compact_key(key, rev)`` the history holds no entry ``<= rev``
   except the latest one, and that one only if it is live.
 
@@ -61,12 +63,13 @@ class TreeIndex:
     new keys must go through ``insert`` and removals through ``compact_key``.
     """
 
-    __slots__ = ("histories", "_sorted", "_pending")
+    __slots__ = ("histories", "_sorted", "_pending", "_dead")
 
     def __init__(self) -> None:
         self.histories: dict[bytes, list[KeyValue]] = {}
         self._sorted: SortedList = SortedList()
         self._pending: list[bytes] = []
+        self._dead: SortedList = SortedList()
 
     def __len__(self) -> int:
         return len(self.histories)
@@ -75,6 +78,24 @@ class TreeIndex:
         """Start the history of a key the index does not hold."""
         self.histories[kv.key] = [kv]
         self._pending.append(kv.key)
+
+    def mark_dead(self, key: bytes) -> None:
+        """The latest entry of ``key`` is now a tombstone."""
+        self._dead.add(key)
+
+    def mark_live(self, key: bytes) -> None:
+        """``key``, dead until now, has a live latest entry again."""
+        self._dead.remove(key)
+
+    def count(self, start: bytes, end: bytes | None) -> int:
+        """The number of live keys (at the latest revision) in ``(start, end)``."""
+        if end is None:
+            history = self.histories.get(start)
+            return 1 if history is not None and history[-1].version else 0
+        self.flush()
+        if end != ALL_KEYS and end <= start:
+            return 0
+        return _span(self._sorted, start, end) - _span(self._dead, start, end)
 
     def flush(self) -> None:
         """Merge pending keys into the sorted order."""
@@ -112,6 +133,7 @@ class TreeIndex:
         if keep_from == len(history):
             del self.histories[key]
             self._sorted.discard(key)
+            self._dead.discard(key)
         elif keep_from:
             # A new list, not an in-place delete: a snapshot being streamed may
             # still be reading the old one.
@@ -122,3 +144,10 @@ class TreeIndex:
         self.histories = histories
         self._sorted = SortedList(histories)
         self._pending = []
+        self._dead = SortedList(key for key, history in histories.items() if not history[-1].version)
+
+
+def _span(keys: SortedList, start: bytes, end: bytes) -> int:
+    """How many of ``keys`` lie in ``[start, end)`` (``end`` may be ``ALL_KEYS``)."""
+    hi = len(keys) if end == ALL_KEYS else keys.bisect_left(end)
+    return int(hi - keys.bisect_left(start))

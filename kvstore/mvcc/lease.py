@@ -96,8 +96,11 @@ class Lessor:
 
         Raises:
             LeaseExists: ``lease_id`` is taken.
-            InvalidRequest: a negative id or a TTL above ``MAX_TTL_SECONDS``.
+            InvalidRequest: a negative id, a TTL above ``MAX_TTL_SECONDS``, or
+                either of them not an ``int``.
         """
+        if type(ttl) is not int or type(lease_id) is not int:
+            raise InvalidRequest(f"lease TTL and id must be integers, not {ttl!r} and {lease_id!r}")
         if ttl > MAX_TTL_SECONDS:
             raise InvalidRequest(f"lease TTL {ttl} s exceeds the maximum {MAX_TTL_SECONDS} s")
         if lease_id < 0 or lease_id > _MAX_ID:

@@ -29,7 +29,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 
 from kvstore.clock import Clock
-from kvstore.errors import InvalidRequest, RequestError
+from kvstore.errors import RequestError
 from kvstore.mvcc import command
 from kvstore.mvcc.lease import Lessor
 from kvstore.mvcc.request import Limits
@@ -66,22 +66,14 @@ class KVStateMachine:
             return None
         try:
             fields = command.unpack(data)
-            if fields[0] == command.CommandType.PUT:
-                return self._apply_put(fields)
-            return self.store.execute(command.decode(data))
+            if fields[0] == command.CommandType.PUT and len(fields) == 5:
+                # The common case, without building a PutRequest first.
+                _, key, value, lease, flags = fields
+                if type(key) is bytes and type(value) is bytes and type(lease) is int and type(flags) is int:
+                    return self.store.put_bytes(key, value, lease, flags & 1 != 0, flags & 2 != 0, flags & 4 != 0)
+            return self.store.execute(command.from_fields(fields))
         except RequestError as err:
             return err
-
-    def _apply_put(self, fields: list[object]) -> Response:
-        # The common case, without building a PutRequest first.
-        if len(fields) != 5:
-            raise InvalidRequest("malformed command: expected 5 fields")
-        _, key, value, lease, flags = fields
-        if type(key) is not bytes or type(value) is not bytes or type(lease) is not int or type(flags) is not int:
-            raise InvalidRequest("malformed command: bad put fields")
-        return self.store.put(
-            key, value, lease=lease, prev_kv=bool(flags & 1), ignore_value=bool(flags & 2), ignore_lease=bool(flags & 4)
-        )
 
     def snapshot_chunks(self, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
         """The replicated state as of now, in chunks of about ``chunk_bytes``.

@@ -181,6 +181,9 @@ Request = Union[
 """Every request the state machine applies."""
 
 
+_SORT_ORDERS = frozenset(SortOrder)
+_SORT_TARGETS = frozenset(SortTarget)
+
 _OPS = {
     "=": CompareResult.EQUAL,
     "==": CompareResult.EQUAL,
@@ -301,8 +304,8 @@ def _check(request: Request, limits: Limits) -> int:
                 raise InvalidRequest(f"negative limit {request.limit}")
             if request.revision < 0:
                 raise InvalidRequest(f"negative revision {request.revision}")
-            SortOrder(request.sort_order)
-            SortTarget(request.sort_target)
+            if request.sort_order not in _SORT_ORDERS or request.sort_target not in _SORT_TARGETS:
+                raise InvalidRequest("unknown sort order or target")
         return len(request.key) + len(request.range_end or b"")
     if isinstance(request, TxnRequest):
         return _check_txn(request, limits)

@@ -24,20 +24,17 @@ from __future__ import annotations
 
 import struct
 import zlib
-from array import array
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from operator import attrgetter
 
 from kvstore.errors import Compacted, FutureRevision, InvalidRequest, InvariantError, LeaseNotFound, TooLarge
+from kvstore.mvcc.changelog import ChangeLog
 from kvstore.mvcc.index import TreeIndex, entry_before, live_at
 from kvstore.mvcc.keys import ALL_KEYS, key_range, to_bytes
 from kvstore.mvcc.lease import Lessor
 from kvstore.mvcc.request import (
     CompactRequest,
     Compare,
-    CompareResult,
-    CompareTarget,
     DeleteRangeRequest,
     LeaseGrantRequest,
     LeaseRevokeRequest,
@@ -50,6 +47,7 @@ from kvstore.mvcc.request import (
     check_request,
     op_txn,
 )
+from kvstore.mvcc.txn import Plan, plan_txn
 from kvstore.mvcc.types import (
     CompactResult,
     DeleteRangeResult,
@@ -89,14 +87,6 @@ class _Batch:
         self.prevs: list[KeyValue | None] = []
 
 
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    """The branch a txn takes, decided before it writes; nested txns as nested plans."""
-
-    succeeded: bool
-    ops: tuple[RangeRequest | PutRequest | DeleteRangeRequest | _Plan, ...]
-
-
 class KVStore:
     """The key space, its history, its change log and its watch hub (see the module docstring)."""
 
@@ -106,13 +96,7 @@ class KVStore:
         self.index = TreeIndex()
         self._rev = 1
         self._compact_rev = 0
-        # The change log: every write after _log_base in commit order. Revision
-        # r (> _log_base) starts at log slot _log_starts[r - _log_base - 1] -
-        # _log_dropped; it ends where r + 1 starts (or at the end of the log).
-        self._log: list[KeyValue] = []
-        self._log_base = 1
-        self._log_starts = array("q")
-        self._log_dropped = 0
+        self._log = ChangeLog()
         self.hub = WatchHub(self, buffer_events=watch_buffer_events)
 
     @property
@@ -163,12 +147,15 @@ class KVStore:
 
     def _range(self, r: RangeRequest, header: int) -> RangeResult:
         revision = self._read_revision(r.revision)
-        histories = self.index.histories
         order, target = r.sort_order, r.sort_target
         if order == SortOrder.NONE and target != SortTarget.KEY:
             order = SortOrder.ASCEND  # etcd: a target without an order sorts ascending
         natural = target == SortTarget.KEY
-        keys = self.index.keys(r.key, r.range_end, reverse=natural and order == SortOrder.DESCEND)
+        reverse = natural and order == SortOrder.DESCEND
+        if natural and not revision:
+            return self._range_latest(r, reverse, header)
+        histories = self.index.histories
+        keys = self.index.keys(r.key, r.range_end, reverse=reverse)
         kvs: list[KeyValue] = []
         count = 0
         limit = r.limit
@@ -189,11 +176,35 @@ class KVStore:
             kvs.sort(key=_SORT_KEYS[target], reverse=order == SortOrder.DESCEND)
             if limit:
                 del kvs[limit:]
+        return self._range_result(r, kvs, count, header)
+
+    def _range_latest(self, r: RangeRequest, reverse: bool, header: int) -> RangeResult:
+        """A key-ordered read of the latest revision: counted by the index, walked only to ``limit``."""
+        if r.range_end is None:
+            history = self.index.histories.get(r.key)
+            kv = history[-1] if history is not None else None
+            found = [kv] if kv is not None and kv.version else []
+            return self._range_result(r, found, len(found), header)
+        count = self.index.count(r.key, r.range_end)
+        kvs: list[KeyValue] = []
+        if count and not r.count_only:
+            histories = self.index.histories
+            limit = r.limit or count
+            for k in self.index.keys(r.key, r.range_end, reverse=reverse):
+                kv = histories[k][-1]
+                if kv.version:
+                    kvs.append(kv)
+                    if len(kvs) == limit:
+                        break
+        return self._range_result(r, kvs, count, header)
+
+    @staticmethod
+    def _range_result(r: RangeRequest, kvs: list[KeyValue], count: int, header: int) -> RangeResult:
         if r.count_only:
             kvs = []
         elif r.keys_only:
             kvs = [new_key_value(kv.key, b"", kv.create_revision, kv.mod_revision, kv.version, kv.lease) for kv in kvs]
-        more = bool(limit) and count > limit and not r.count_only
+        more = bool(r.limit) and count > r.limit and not r.count_only
         return RangeResult(tuple(kvs), count, more, header)
 
     def _read_revision(self, revision: int) -> int:
@@ -232,17 +243,17 @@ class KVStore:
         """
         k = key if type(key) is bytes else to_bytes(key)
         v = value if type(value) is bytes else to_bytes(value, "value")
-        if type(lease) is not int or not 0 <= lease < 1 << 63:
-            raise InvalidRequest(f"invalid lease id {lease!r}")
-        return self._put(k, v, lease, prev_kv, ignore_value, ignore_lease)
+        return self.put_bytes(k, v, lease, prev_kv, ignore_value, ignore_lease)
 
-    def _put(
+    def put_bytes(
         self, k: bytes, v: bytes, lease: int, want_prev: bool, ignore_value: bool, ignore_lease: bool
     ) -> PutResult:
+        """``put`` for callers that already hold ``bytes`` (the apply path); same checks."""
+        if type(lease) is not int or not 0 <= lease < 1 << 63:
+            raise InvalidRequest(f"invalid lease id {lease!r}")
         rev = self._rev + 1
         kv, prev = self._write(k, v, lease, ignore_value, ignore_lease, rev)
-        self._log_starts.append(len(self._log) + self._log_dropped)
-        self._log.append(kv)
+        self._log.append_one(kv)
         self._rev = rev
         if self.hub.active:
             self.hub.notify(rev, (kv,), (prev,))
@@ -289,6 +300,8 @@ class KVStore:
         if history is None:
             self.index.insert(kv)
         else:
+            if prev is None:
+                self.index.mark_live(k)  # a new generation after a tombstone
             history.append(kv)
         return kv, prev
 
@@ -333,6 +346,7 @@ class KVStore:
     def _delete_one(self, batch: _Batch, history: list[KeyValue], prev: KeyValue) -> None:
         tombstone = new_key_value(prev.key, b"", 0, batch.rev, 0, 0)
         history.append(tombstone)
+        self.index.mark_dead(prev.key)
         if prev.lease:
             self.lessor.detach(prev.lease, prev.key)
         batch.kvs.append(tombstone)
@@ -343,8 +357,7 @@ class KVStore:
             return
         if batch.rev != self._rev + 1:
             raise InvariantError(f"batch at revision {batch.rev} committed at {self._rev}")
-        self._log_starts.append(len(self._log) + self._log_dropped)
-        self._log.extend(batch.kvs)
+        self._log.append(batch.kvs)
         self._rev = batch.rev
         if self.hub.active:
             self.hub.notify(batch.rev, batch.kvs, batch.prevs)
@@ -371,7 +384,7 @@ class KVStore:
         return self._txn(request)
 
     def _txn(self, request: TxnRequest) -> TxnResult:
-        plan = self._plan(request)
+        plan = plan_txn(self.index, request)
         writes = self._check_plan(plan)
         batch = _Batch(self._rev + 1)
         result = self._run_plan(plan, batch, batch.rev if writes else self._rev)
@@ -380,33 +393,11 @@ class KVStore:
         self._commit(batch)
         return result
 
-    def _plan(self, txn: TxnRequest) -> _Plan:
-        succeeded = all(self._compare(c) for c in txn.compare)
-        ops = txn.success if succeeded else txn.failure
-        return _Plan(succeeded, tuple(self._plan(op) if isinstance(op, TxnRequest) else op for op in ops))
-
-
-    def _compare(self, c: Compare) -> bool:
-        histories = self.index.histories
-        matched = False
-        for k in self.index.keys(c.key, c.range_end):
-            kv = histories[k][-1]
-            if not kv.version:
-                continue
-            matched = True
-            if not _compare_kv(c, kv):
-                return False
-        if matched:
-            return True
-        if c.target == CompareTarget.VALUE:
-            return False  # a missing key has no value to compare (etcd)
-        return _compare_kv(c, None)
-
-    def _check_plan(self, plan: _Plan) -> bool:
+    def _check_plan(self, plan: Plan) -> bool:
         """Raise if an operation on the path cannot apply; return whether the path writes."""
         writes = False
         for op in plan.ops:
-            if isinstance(op, _Plan):
+            if isinstance(op, Plan):
                 writes = self._check_plan(op) or writes
             elif isinstance(op, PutRequest):
                 writes = True
@@ -427,10 +418,10 @@ class KVStore:
         histories = self.index.histories
         return any(histories[k][-1].version for k in self.index.keys(start, end))
 
-    def _run_plan(self, plan: _Plan, batch: _Batch, header: int) -> TxnResult:
+    def _run_plan(self, plan: Plan, batch: _Batch, header: int) -> TxnResult:
         responses: list[Response] = []
         for op in plan.ops:
-            if isinstance(op, _Plan):
+            if isinstance(op, Plan):
                 responses.append(self._run_plan(op, batch, header))
             elif isinstance(op, PutRequest):
                 kv, prev = self._write(op.key, op.value, op.lease, op.ignore_value, op.ignore_lease, batch.rev)
@@ -456,17 +447,9 @@ class KVStore:
             raise FutureRevision(revision, self._rev)
         if revision <= self._compact_rev:
             raise Compacted(revision, self._compact_rev)
-        if revision > self._log_base:
-            slots = revision - self._log_base
-            end = len(self._log) if revision == self._rev else self._log_starts[slots] - self._log_dropped
-            for key in dict.fromkeys(kv.key for kv in self._log[:end]):
-                self.index.compact_key(key, revision)
-            # New containers rather than in-place deletes: iterators from
-            # changes() (a snapshot being streamed) keep reading the old ones.
-            self._log = self._log[end:]
-            self._log_starts = self._log_starts[slots:]
-            self._log_dropped += end
-            self._log_base = revision
+        # Only keys written after the last compaction can have versions to drop.
+        for key in dict.fromkeys(kv.key for kv in self._log.truncate(revision)):
+            self.index.compact_key(key, revision)
         self._compact_rev = revision
         self.hub.on_compact(revision)
         return CompactResult(self._rev, revision)
@@ -499,7 +482,7 @@ class KVStore:
         """Check and apply any request (the state machine's entry point)."""
         check_request(request, self.limits)
         if isinstance(request, PutRequest):
-            return self._put(
+            return self.put_bytes(
                 request.key, request.value, request.lease, request.prev_kv, request.ignore_value, request.ignore_lease
             )
         if isinstance(request, RangeRequest):
@@ -548,9 +531,7 @@ class KVStore:
         """
         if from_revision <= self._compact_rev:
             raise Compacted(from_revision, self._compact_rev)
-        last = min(to_revision or self._rev, self._rev)
-        first = max(from_revision, self._log_base + 1)
-        return _read_log(self._log, self._log_starts, self._log_base, self._log_dropped, first, last)
+        return self._log.read(from_revision, to_revision or self._rev)
 
     def previous(self, kv: KeyValue) -> KeyValue | None:
         """The live version of ``kv.key`` just before ``kv`` was written, if any."""
@@ -563,7 +544,7 @@ class KVStore:
     def install(
         self,
         histories: dict[bytes, list[KeyValue]],
-        log: list[KeyValue],
+        entries: list[KeyValue],
         counts: Sequence[int],
         *,
         revision: int,
@@ -573,7 +554,7 @@ class KVStore:
     ) -> None:
         """Replace the whole replicated state (snapshot restore); all or nothing.
 
-        ``log`` holds the writes after the compact revision in commit order,
+        ``entries`` holds the writes after the compact revision in commit order,
         each one an entry of ``histories``; ``counts[i]`` is the number of
         writes of revision ``max(compact_revision, 1) + 1 + i``. ``leases`` is
         ``(id, ttl)`` per lease. Watchers resynchronise from the new log.
@@ -584,20 +565,11 @@ class KVStore:
         base = max(compact_revision, 1)
         if not 0 <= compact_revision <= revision or len(counts) != revision - base:
             raise InvariantError(f"{len(counts)} logged revisions for ({compact_revision}, {revision}]")
-        starts = array("q")
-        slot = 0
-        for rev, count in enumerate(counts, base + 1):
-            if count < 1:
-                raise InvariantError(f"revision {rev} has no writes")
-            starts.append(slot)
-            for kv in log[slot : slot + count]:
-                history = histories.get(kv.key)
-                entry = entry_before(history, rev + 1) if history else None
-                if entry is not kv or kv.mod_revision != rev:
-                    raise InvariantError(f"logged write of {kv.key!r} at {rev} is not in its history")
-            slot += count
-        if slot != len(log):
-            raise InvariantError(f"{len(log)} logged writes, {slot} counted")
+        log = ChangeLog.rebuild(base, entries, counts)
+        for kv in entries:
+            history = histories.get(kv.key)
+            if history is None or entry_before(history, kv.mod_revision + 1) is not kv:
+                raise InvariantError(f"logged write of {kv.key!r} at {kv.mod_revision} is not in its history")
         lease_ids = {lease_id for lease_id, _ in leases}
         attached: list[tuple[int, bytes]] = []
         for key, history in histories.items():
@@ -611,43 +583,6 @@ class KVStore:
         for lease_id, key in attached:
             self.lessor.attach(lease_id, key)
         self.index.load(histories)
-        self._log, self._log_starts, self._log_dropped = log, starts, 0
-        self._log_base = base
+        self._log = log
         self._rev, self._compact_rev = revision, compact_revision
         self.hub.on_restore(old_revision)
-
-
-def _read_log(
-    log: list[KeyValue], starts: array[int], base: int, dropped: int, first: int, last: int
-) -> Iterator[tuple[int, list[KeyValue]]]:
-    for revision in range(first, last + 1):
-        slot = revision - base
-        i = starts[slot - 1] - dropped
-        j = starts[slot] - dropped if slot < len(starts) else len(log)
-        yield revision, log[i:j]
-
-
-def _compare_kv(c: Compare, kv: KeyValue | None) -> bool:
-    target = c.target
-    field: bytes | int
-    if target == CompareTarget.VALUE:
-        field = kv.value if kv is not None else b""
-    elif kv is None:
-        field = 0
-    elif target == CompareTarget.VERSION:
-        field = kv.version
-    elif target == CompareTarget.CREATE:
-        field = kv.create_revision
-    elif target == CompareTarget.MOD:
-        field = kv.mod_revision
-    else:
-        field = kv.lease
-    value = c.value
-    result = c.result
-    if result == CompareResult.EQUAL:
-        return field == value
-    if result == CompareResult.NOT_EQUAL:
-        return field != value
-    if result == CompareResult.GREATER:
-        return field > value  # type: ignore[operator]
-    return field < value  # type: ignore[operator]
