@@ -122,7 +122,15 @@ async def test_a_killed_holder_loses_the_lock_to_the_next_process(cluster: list[
             first = done.pop()
             holder = reads.pop(first)
             held_key = first.result().split()[1].encode()
-            owner = await kv.range("/procs/lock/", prefix=True, sort_target=kvstore.mvcc.types.SortTarget.CREATE)
+            # The other two join the line on their own schedule: wait for them.
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + TIMEOUT
+            while True:
+                owner = await kv.range("/procs/lock/", prefix=True,
+                                       sort_target=kvstore.mvcc.types.SortTarget.CREATE)
+                if len(owner.kvs) == 3 or loop.time() > deadline:
+                    break
+                await asyncio.sleep(0.05)
             assert [k.key for k in owner.kvs][0] == held_key and len(owner.kvs) == 3
 
             # kill -9: the holder's lease stops being renewed and expires after its TTL.
