@@ -24,6 +24,7 @@ serializable reads are answered from local state.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import random
@@ -32,7 +33,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from kvstore.clock import Clock, MonotonicClock
 from kvstore.errors import (
@@ -90,6 +91,7 @@ __all__ = ["MemberInfo", "Node", "NodeOptions", "NodeStatus"]
 logger = logging.getLogger(__name__)
 
 _REQ_ID = struct.Struct(">Q")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -582,7 +584,7 @@ class Node:
             self._revoking.add(lease_id)
             logger.debug("member %d revokes expired lease %x", self.member_id, lease_id)
             fut = self._submit(command.encode(LeaseRevokeRequest(id=lease_id)))
-            fut.add_done_callback(lambda f, lid=lease_id: self._revoke_done(lid, f))
+            fut.add_done_callback(functools.partial(self._revoke_done, lease_id))
 
     def _revoke_done(self, lease_id: int, fut: asyncio.Future[Any]) -> None:
         self._revoking.discard(lease_id)
@@ -712,8 +714,7 @@ class Node:
         if not serializable:
             await self.wait_linearizable()
         result = self.machine.store.execute(req)
-        assert_type(result, RangeResult)
-        return result
+        return expect(result, RangeResult)
 
     async def delete(
         self,
@@ -726,8 +727,7 @@ class Node:
         """Delete a key, a range or a prefix; returns how many keys went."""
         start, end = key_range(key, range_end, prefix=prefix)
         result = await self.propose_request(DeleteRangeRequest(start, end, prev_kv))
-        assert_type(result, DeleteRangeResult)
-        return result
+        return expect(result, DeleteRangeResult)
 
     async def txn(
         self,
@@ -745,29 +745,24 @@ class Node:
             check_request(req, self.limits)
             await self.wait_linearizable()
             ro = self.machine.store.execute(req)
-            assert_type(ro, TxnResult)
-            return ro
+            return expect(ro, TxnResult)
         result = await self.propose_request(req)
-        assert_type(result, TxnResult)
-        return result
+        return expect(result, TxnResult)
 
     async def compact(self, revision: int) -> CompactResult:
         """Drop history older than ``revision`` on every member."""
         result = await self.propose_request(CompactRequest(revision))
-        assert_type(result, CompactResult)
-        return result
+        return expect(result, CompactResult)
 
     async def lease_grant(self, ttl: int, *, lease_id: int = 0) -> LeaseGrantResult:
         """Grant a lease of ``ttl`` seconds (``lease_id`` 0: the cluster picks one)."""
         result = await self.propose_request(LeaseGrantRequest(ttl=ttl, id=lease_id))
-        assert_type(result, LeaseGrantResult)
-        return result
+        return expect(result, LeaseGrantResult)
 
     async def lease_revoke(self, lease_id: int) -> LeaseRevokeResult:
         """Revoke a lease and delete its keys in one revision."""
         result = await self.propose_request(LeaseRevokeRequest(id=lease_id))
-        assert_type(result, LeaseRevokeResult)
-        return result
+        return expect(result, LeaseRevokeResult)
 
     async def lease_keepalive(self, lease_id: int) -> int:
         """Renew a lease on the leader; returns its TTL. Raises ``NotLeader`` on a follower."""
@@ -915,6 +910,8 @@ def _as_unavailable(e: Exception, leader: NodeId) -> Exception:
     return Unavailable(f"no leader to take the request: {e}")
 
 
-def assert_type(value: object, cls: type) -> None:
+def expect(value: object, cls: type[_T]) -> _T:
+    """``value`` as a ``cls``; a state machine answer of another type is a bug."""
     if not isinstance(value, cls):
         raise InvariantError(f"expected {cls.__name__}, got {type(value).__name__}")
+    return value

@@ -78,15 +78,13 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     gc.set_threshold(50_000, 20, 100)
+    coro = serve(args.data_dir, args.id, options)
     try:
         import uvloop
     except ImportError:
-        uvloop = None
-    coro = serve(args.data_dir, args.id, options)
-    if uvloop is not None:
-        uvloop.run(coro)
-    else:
         asyncio.run(coro)
+    else:
+        uvloop.run(coro)
     return 0
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-import msgpack  # type: ignore[import-untyped]
+import msgpack
 
 from kvstore.errors import InvalidRequest
 from kvstore.mvcc.request import (

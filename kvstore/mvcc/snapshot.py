@@ -34,7 +34,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import msgpack  # type: ignore[import-untyped]
+import msgpack
 
 from kvstore.errors import CorruptError, InvalidRequest, InvariantError
 from kvstore.mvcc.index import entry_before

@@ -173,7 +173,8 @@ class Cluster:
         m = self.members[member]
         if m.node is None:
             return
-        self.trace.text(self.now, f"crash n{member}" + (" (unsynced batch lost)" if m.inflight else ""))
+        lost = " (unsynced batch lost)" if m.inflight is not None else ""
+        self.trace.text(self.now, f"crash n{member}{lost}")
         m.node = None
         m.app = None
         m.inflight = None
@@ -306,7 +307,8 @@ class Cluster:
         cut = index - keep
         if cut >= storage.first_index():
             storage.compact(cut)
-        self.trace.text(self.now, f"n{member} snapshot at {index}, log from {storage.first_index()}")
+        self.trace.text(self.now, f"n{member} snapshot at {index}, "
+                        f"log from {storage.first_index()}")
         return True
 
     # -- the driver -------------------------------------------------------

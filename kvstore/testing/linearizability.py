@@ -135,7 +135,7 @@ def check(
             part = PartResult(label, CheckOutcome.UNKNOWN, len(ops), budget.steps - before,
                               explanation=f"{label}: gave up after {budget.steps} steps")
         parts.append(part)
-        if part.outcome is not CheckOutcome.OK:
+        if part.outcome is CheckOutcome.ILLEGAL:
             break
     outcomes = [p.outcome for p in parts]
     if CheckOutcome.ILLEGAL in outcomes:
@@ -249,7 +249,7 @@ def _check_part(model: Model, label: str, ops: list[Operation], budget: _Budget)
                 best = [j for j, _, _ in stack]
                 best_states = states
             if not stack:
-                budget.spend(steps % _CLOCK_EVERY)
+                budget.steps += steps % _CLOCK_EVERY
                 return _illegal(model, label, ops, steps, best, best_states)
             i, states, barrier = stack.pop()
             linearized &= ~(1 << i)
@@ -258,7 +258,7 @@ def _check_part(model: Model, label: str, ops: list[Operation], budget: _Budget)
                 relink(ret_node[i])
             relink(call_node[i])
             node = nxt[call_node[i]]
-    budget.spend(steps % _CLOCK_EVERY)
+    budget.steps += steps % _CLOCK_EVERY
     return PartResult(label, CheckOutcome.OK, n, steps)
 
 

@@ -5,12 +5,13 @@ Run it as::
     python -m kvstore.testing.simulate --seeds N [--seed S] [--ticks T] [--nodes 3|5]
                                        [--trace] [--variant NAME] [--silent-loss]
 
-which runs seeds ``S .. S+N-1`` (``--variant``: a deliberately broken core, see
-``variants``; ``--silent-loss``: lost messages are not reported to either end). One seed decides everything: the run's
-options ("swarm testing": its own drop rate, delays, partition, crash and
-compaction frequencies, Raft settings and workload, so some seeds are calm and
-some brutal) and the sub-seeds of the network, the fault schedule, the
-driver, each member's RawNode and the clients. Nothing reads the global
+which runs seeds ``S .. S+N-1`` (``--variant``: a deliberately broken core,
+see ``variants``; ``--silent-loss``: lost messages are reported to neither
+end). One seed decides everything: the run's options ("swarm testing": its
+own drop rate, delays, partition, crash and compaction frequencies, Raft
+settings and workload, so some seeds are calm and some brutal) and the
+sub-seeds of the network, the fault schedule, the driver, each member's
+RawNode and the clients. Nothing reads the global
 ``random``, the clock, ``hash()`` of a string or the order of a set, so a seed
 replays byte for byte.
 
@@ -75,14 +76,14 @@ class SimOptions:
     liveness_ticks: int = 500
 
     def describe(self) -> str:
-        parts = []
+        parts: dict[str, str] = {}
         for obj in (self, self.network, self.cluster, self.workload):
             for f in fields(obj):
                 value = getattr(obj, f.name)
                 if not isinstance(value, (ClusterOptions, NetworkConfig, WorkloadOptions)):
                     shown = value.value if isinstance(value, MachineKind) else value
-                    parts.append(f"{f.name}={shown}")
-        return " ".join(parts)
+                    parts.setdefault(f.name, f"{f.name}={shown}")
+        return " ".join(parts.values())
 
 
 def choose_options(rng: random.Random, *, nodes: int, ticks: int) -> SimOptions:
@@ -307,7 +308,10 @@ class Simulator:
             self.trace.text(now, "partition " + " | ".join(
                 ",".join(str(i) for i in g) for g in groups))
         elif kind == 1:
-            alone = rng.choice(ids)
+            # Isolate the leader if there is one (it keeps taking proposals it
+            # cannot commit), else anyone.
+            leader = cluster.leader()
+            alone = leader.id if leader is not None and rng.random() < 0.7 else rng.choice(ids)
             network.partition([[alone], [i for i in ids if i != alone]])
             self.trace.text(now, f"isolate n{alone}")
         else:

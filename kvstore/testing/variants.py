@@ -33,6 +33,9 @@ from kvstore.testing.cluster import Cluster, Member
 
 __all__ = ["VARIANTS", "apply_variant"]
 
+_original_handle_higher_term = Raft._handle_higher_term
+_original_take_ready = Cluster._take_ready
+
 
 def _maybe_commit_any_term(self: Raft) -> bool:
     index = self.prs.committed()
@@ -63,9 +66,6 @@ def _maybe_append_unchecked(
     return last_new
 
 
-_original_handle_higher_term = Raft._handle_higher_term
-
-
 def _leader_ignores_higher_term(self: Raft, m: Message) -> bool:
     if self.state == StateType.LEADER:
         return False
@@ -79,8 +79,6 @@ def _take_ready_sending_everything(self: Cluster, m: Member, node: RawNode) -> N
         for msg in rd.persisted_messages:
             self._send(m, msg, persisted=True)
 
-
-_original_take_ready = Cluster._take_ready
 
 VARIANTS: dict[str, tuple[type, str, Callable[..., Any]]] = {
     "commit-old-term": (Raft, "maybe_commit", _maybe_commit_any_term),

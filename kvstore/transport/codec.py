@@ -44,7 +44,7 @@ _MESSAGE_TYPES = {int(t): t for t in MessageType}
 
 def encode_frame(payload: Any, *, max_frame: int = DEFAULT_MAX_FRAME) -> bytes:
     """Pack ``payload`` with msgpack behind a length prefix."""
-    body = msgpack.packb(payload, use_bin_type=True)
+    body: bytes = msgpack.packb(payload, use_bin_type=True)
     if len(body) > max_frame:
         raise TooLarge("frame", len(body), max_frame)
     return FRAME_HEADER.pack(len(body)) + body
@@ -62,7 +62,8 @@ def decode_payload(body: bytes) -> Any:
     """Unpack one frame body."""
     try:
         return msgpack.unpackb(body, raw=False, strict_map_key=False)
-    except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError) as e:
+    except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError,
+            TypeError) as e:  # TypeError: a map keyed by a list or a map
         raise ProtocolError(f"undecodable frame: {e}") from e
 
 

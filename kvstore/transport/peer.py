@@ -52,6 +52,19 @@ async def read_frame(reader: asyncio.StreamReader, *, max_frame: int = DEFAULT_M
     return decode_payload(await reader.readexactly(n))
 
 
+def _write(writer: asyncio.StreamWriter, data: bytes) -> None:
+    """Write ``data``, or raise ``ConnectionResetError`` if the connection is already closing.
+
+    A peer that died closes the connection under us (we never read after the
+    handshake, so the EOF closes the transport). asyncio would then drop the
+    write silently and uvloop raises ``RuntimeError``; either way the sender
+    must notice, reconnect and report the peer unreachable.
+    """
+    if writer.is_closing():
+        raise ConnectionResetError("the connection to the peer is closed")
+    writer.write(data)
+
+
 class PeerTransport:
     """Sends Raft messages to peers and hands received ones to ``deliver``."""
 
@@ -254,10 +267,11 @@ class _PeerSender:
         while True:
             writer: asyncio.StreamWriter | None = None
             try:
-                reader, writer = await asyncio.wait_for(
+                reader, conn_writer = await asyncio.wait_for(
                     asyncio.open_connection(*self.addr), HANDSHAKE_TIMEOUT
                 )
-                writer.write(
+                writer = conn_writer
+                conn_writer.write(
                     encode_frame([PROTOCOL, self.t.cluster_id, self.t.member_id, self.peer])
                 )
                 reply = await asyncio.wait_for(read_frame(reader), HANDSHAKE_TIMEOUT)
@@ -266,7 +280,7 @@ class _PeerSender:
                 self.connected = True
                 backoff = 0.05
                 logger.info("connected to peer %d at %s:%d", self.peer, *self.addr)
-                await self._pump(writer)
+                await self._pump(conn_writer)
             except asyncio.CancelledError:
                 raise
             except (OSError, ProtocolError, asyncio.TimeoutError, asyncio.IncompleteReadError) as e:
@@ -301,11 +315,11 @@ class _PeerSender:
                 batch.append(encode_message(m))
             if batch:
                 try:
-                    writer.write(encode_frame(["msgs", batch], max_frame=self.t.max_frame))
+                    _write(writer, encode_frame(["msgs", batch], max_frame=self.t.max_frame))
                 except TooLarge:
                     # One oversized batch: send the messages one by one.
                     for v in batch:
-                        writer.write(encode_frame(["msgs", [v]], max_frame=self.t.max_frame))
+                        _write(writer, encode_frame(["msgs", [v]], max_frame=self.t.max_frame))
                 await writer.drain()
 
     async def _send_snapshot(self, writer: asyncio.StreamWriter, m: Message) -> None:
@@ -314,12 +328,12 @@ class _PeerSender:
         data = m.snapshot.data
         header = dataclasses.replace(m, snapshot=dataclasses.replace(m.snapshot, data=b""))
         try:
-            writer.write(encode_frame(["snap", encode_message(header), len(data)]))
+            _write(writer, encode_frame(["snap", encode_message(header), len(data)]))
             view = memoryview(data)
             for off in range(0, len(data), SNAPSHOT_CHUNK):
-                writer.write(encode_frame(["chunk", bytes(view[off : off + SNAPSHOT_CHUNK])]))
+                _write(writer, encode_frame(["chunk", bytes(view[off : off + SNAPSHOT_CHUNK])]))
                 await writer.drain()
-            writer.write(encode_frame(["end"]))
+            _write(writer, encode_frame(["end"]))
             await writer.drain()
         except (OSError, asyncio.IncompleteReadError):
             self.t._report_snapshot(self.peer, False)

@@ -96,7 +96,7 @@ class _Connection(asyncio.Protocol):
         # uvloop's transports are not asyncio.Transport subclasses.
         self.transport = cast(asyncio.Transport, transport)
         self.peer = transport.get_extra_info("peername")
-        transport.set_write_buffer_limits(high=4 << 20)
+        self.transport.set_write_buffer_limits(high=4 << 20)
         self.server._connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -122,7 +122,8 @@ class _Connection(asyncio.Protocol):
             for req in self.unpacker:
                 self._dispatch(req)
         except (msgpack.BufferFull, ValueError, msgpack.ExtraData, msgpack.FormatError,
-                msgpack.StackError, ProtocolError) as e:
+                msgpack.StackError, TypeError, ProtocolError) as e:
+            # TypeError: msgpack met a map keyed by a list or a map.
             self.server.protocol_errors += 1
             logger.warning("closing client connection from %s: bad input: %s", self.peer,
                            e or type(e).__name__)

@@ -62,6 +62,7 @@ def up(ctx: click.Context, nodes: int, base_port: int, detach: bool, unsafe_no_f
     _show(states)
     if leader is None:
         fail(f"no leader elected within 30 s; see the logs in {cluster.data_dir}/member-*/member.log")
+        return
     click.echo(f"leader: member {leader.id} at {leader.client}")
     if detach:
         return
