@@ -21,7 +21,7 @@ import contextlib
 import logging
 import random
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import msgpack
 
@@ -29,6 +29,7 @@ from kvstore.errors import (
     ClusterError,
     KvError,
     NotLeader,
+    Overloaded,
     ProposalDropped,
     ProtocolError,
     Timeout,
@@ -73,6 +74,7 @@ from kvstore.transport.wire import (
 __all__ = ["Client", "connect", "open"]
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 @contextlib.asynccontextmanager
@@ -134,8 +136,16 @@ class _Connection(asyncio.Protocol):
             self.closed.set_result(None)
 
     def data_received(self, data: bytes) -> None:
-        self.unpacker.feed(data)
-        for msg in self.unpacker:
+        try:
+            self.unpacker.feed(data)
+            msgs = list(self.unpacker)
+        except (msgpack.BufferFull, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError,
+                TypeError, ValueError) as e:
+            logger.warning("undecodable answer from the member (%s); closing", e)
+            if self.transport is not None:
+                self.transport.close()
+            return
+        for msg in msgs:
             try:
                 req_id, status, payload = msg
             except (TypeError, ValueError):
@@ -302,14 +312,16 @@ class Client:
             except TimeoutError:
                 raise Timeout(f"{method} timed out") from None
             except NotLeader:
+                # Refused before proposing: safe to send again, to the leader.
                 self._drop(conn)
-            except ProposalDropped:
+            except (ProposalDropped, Overloaded):
+                # Refused before proposing: safe to send again after a pause.
                 pass
             except Unavailable as e:
-                if not idempotent and "connection lost" in str(e):
-                    self._drop(conn)
-                    raise Unavailable(f"{method}: connection lost after sending; outcome unknown") from e
                 self._drop(conn)
+                if not idempotent:
+                    # The member may have proposed it before going away.
+                    raise Unavailable(f"{method}: {e}; the outcome is unknown") from e
             except ClusterError:
                 if not idempotent:
                     raise
@@ -327,8 +339,7 @@ class Client:
             "put", [to_bytes(key), to_bytes(value, "value"), lease, prev_kv], idempotent=False
         )
         out = decode_result(res)
-        assert isinstance(out, PutResult)
-        return out
+        return _expect(out, PutResult)
 
     async def get(
         self, key: bytes | str, *, revision: int = 0, serializable: bool = False
@@ -357,8 +368,7 @@ class Client:
                            sort_target)
         res = await self._call("range", [command.encode(req), serializable], idempotent=True)
         out = decode_result(res)
-        assert isinstance(out, RangeResult)
-        return out
+        return _expect(out, RangeResult)
 
     async def delete(
         self,
@@ -371,8 +381,7 @@ class Client:
         """Delete a key, a range or a prefix."""
         start, end = key_range(key, range_end, prefix=prefix)
         out = await self._command(DeleteRangeRequest(start, end, prev_kv))
-        assert isinstance(out, DeleteRangeResult)
-        return out
+        return _expect(out, DeleteRangeResult)
 
     async def txn(
         self,
@@ -382,24 +391,20 @@ class Client:
     ) -> TxnResult:
         """Compare-and-act at one revision."""
         out = await self._command(TxnRequest(tuple(compare), tuple(success), tuple(failure)))
-        assert isinstance(out, TxnResult)
-        return out
+        return _expect(out, TxnResult)
 
     async def compact(self, revision: int) -> CompactResult:
         """Drop history older than ``revision``."""
         out = await self._command(CompactRequest(revision), idempotent=True)
-        assert isinstance(out, CompactResult)
-        return out
+        return _expect(out, CompactResult)
 
     async def lease_grant(self, ttl: int, *, lease_id: int = 0) -> LeaseGrantResult:
         out = await self._command(LeaseGrantRequest(ttl=ttl, id=lease_id))
-        assert isinstance(out, LeaseGrantResult)
-        return out
+        return _expect(out, LeaseGrantResult)
 
     async def lease_revoke(self, lease_id: int) -> LeaseRevokeResult:
         out = await self._command(LeaseRevokeRequest(id=lease_id), idempotent=True)
-        assert isinstance(out, LeaseRevokeResult)
-        return out
+        return _expect(out, LeaseRevokeResult)
 
     async def lease_keepalive(self, lease_id: int) -> int:
         """Renew a lease; returns its TTL."""
@@ -546,6 +551,12 @@ class _RemoteWatch:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def _expect(value: object, cls: type[_T]) -> _T:
+    if not isinstance(value, cls):
+        raise ProtocolError(f"expected {cls.__name__} from the member, got {type(value).__name__}")
+    return value
 
 
 def _parse(endpoint: str) -> tuple[str, int]:

@@ -14,6 +14,7 @@ The tree (whose fault it is in brackets)::
     ├── ClusterError          [the cluster's state: retry may help]
     │   ├── NotLeader         (carries a leader hint)
     │   ├── Unavailable       (no quorum, overloaded, or shutting down)
+    │   │   └── Overloaded    (refused before proposing: too much pending; retry later)
     │   ├── ProposalDropped   (the proposal could not be appended; retry)
     │   └── Timeout
     ├── StorageError          [the disk's]
@@ -34,6 +35,7 @@ __all__ = [
     "LeaseExists",
     "LeaseNotFound",
     "NotLeader",
+    "Overloaded",
     "ProposalDropped",
     "ProtocolError",
     "RequestError",
@@ -130,6 +132,10 @@ class NotLeader(ClusterError):
 
 class Unavailable(ClusterError):
     """No quorum, too many pending requests, or the member is stopping."""
+
+
+class Overloaded(Unavailable):
+    """Refused before anything was proposed: too many requests pending. Safe to retry."""
 
 
 class ProposalDropped(ClusterError):

@@ -40,6 +40,7 @@ from kvstore.errors import (
     InvariantError,
     LeaseNotFound,
     NotLeader,
+    Overloaded,
     ProposalDropped,
     RequestError,
     Timeout,
@@ -597,7 +598,7 @@ class Node:
         if self._stopping:
             raise Unavailable("member is stopping")
         if len(self._waiters) >= self.options.max_pending_proposals:
-            raise Unavailable("too many pending proposals; retry later")
+            raise Overloaded("too many pending proposals; retry later")
         self._next_req += 1
         req_id = _REQ_ID.pack(self._boot | self._next_req)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -654,7 +655,7 @@ class Node:
         if batch is None:
             pending = sum(len(b.futures) for b in self._reads_inflight.values())
             if pending >= self.options.max_pending_reads:
-                raise Unavailable("too many pending reads; retry later")
+                raise Overloaded("too many pending reads; retry later")
             self._next_read += 1
             batch = self._reads = _Read(_REQ_ID.pack(self._boot | self._next_read))
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -905,9 +906,10 @@ def _txn_writes(req: TxnRequest) -> bool:
 
 
 def _as_unavailable(e: Exception, leader: NodeId) -> Exception:
-    if isinstance(e, NotLeader):
+    """A refusal from the core: it proposed nothing, so the client may retry."""
+    if isinstance(e, (NotLeader, ProposalDropped)):
         return e
-    return Unavailable(f"no leader to take the request: {e}")
+    return ProposalDropped(f"no leader to take the request: {e}")
 
 
 def expect(value: object, cls: type[_T]) -> _T:

@@ -20,6 +20,12 @@ The driver follows the core's contract, with the freedom a real driver has:
    sent), apply ``committed_entries``, release read states whose index is
    applied, and ``advance``.
 
+The transport behaves like a connection-based one: the sender of a snapshot
+learns whether it arrived (``report_snapshot``); a lost message is a broken
+connection, which both ends report with ``report_unreachable`` (unless the
+network's ``silent_loss`` is set); a crash breaks every connection to the
+member, which its peers report the same way.
+
 Every action is reported to the ``SafetyChecker`` and the ``Trace``.
 """
 
@@ -169,7 +175,7 @@ class Cluster:
         self.checker.on_start(m.id, m.node, m.storage)
 
     def crash(self, member: NodeId) -> None:
-        """Stop ``member``: everything not synced is lost, clients waiting on it give up."""
+        """Stop ``member``: everything not synced is lost, clients and peers notice."""
         m = self.members[member]
         if m.node is None:
             return
@@ -180,6 +186,12 @@ class Cluster:
         m.inflight = None
         m.reads = []
         self.listener.on_crash(member)
+        # Its connections break: every peer's transport reports it unreachable.
+        for peer in self.members.values():
+            if peer.node is not None:
+                peer.node.report_unreachable(member)
+                peer.dirty = True
+                self.checker.after_event(peer.id, peer.node)
 
     def restart(self, member: NodeId) -> None:
         """Start ``member`` again from its disk."""

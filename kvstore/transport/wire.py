@@ -160,7 +160,8 @@ def encode_error(e: BaseException) -> list[Any]:
         return ["LeaseExists", [e.lease_id]]
     if isinstance(e, errors.NotLeader):
         return ["NotLeader", [e.leader_hint]]
-    for name in ("InvalidRequest", "Unavailable", "ProposalDropped", "Timeout", "ProtocolError"):
+    for name in ("InvalidRequest", "Unavailable", "Overloaded", "ProposalDropped", "Timeout",
+                 "ProtocolError"):
         if type(e) is getattr(errors, name):
             return [name, [str(e)]]
     if isinstance(e, errors.RequestError):
@@ -174,7 +175,7 @@ _ERRORS: dict[str, type[KvError]] = {
     name: getattr(errors, name)
     for name in (
         "TooLarge", "TooManyOps", "Compacted", "FutureRevision", "LeaseNotFound", "LeaseExists",
-        "NotLeader", "InvalidRequest", "Unavailable", "ProposalDropped", "Timeout",
+        "NotLeader", "InvalidRequest", "Unavailable", "Overloaded", "ProposalDropped", "Timeout",
         "ProtocolError",
     )
 }
