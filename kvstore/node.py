@@ -533,7 +533,7 @@ class Node:
         try:
             index = self.machine.applied_index
             parts = []
-            for chunk in self.machine.snapshot_chunks():
+            for chunk in self.machine.snapshot_chunks(chunk_bytes=128 << 10):
                 parts.append(chunk)
                 await asyncio.sleep(0)
             self._snapshot_done = (index, b"".join(parts))

@@ -77,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         format=f"%(asctime)s member-{args.id} %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    gc.set_threshold(50_000, 20, 100)
+    # Full collections scan every live key; under write load they would stall
+    # the member for long. Young cycles are still collected.
+    gc.set_threshold(50_000, 50, 1000)
     coro = serve(args.data_dir, args.id, options)
     try:
         import uvloop

@@ -105,13 +105,22 @@ class PeerTransport:
         return int(self._server.sockets[0].getsockname()[1])
 
     def send(self, messages: Iterable[Message]) -> None:
-        """Queue messages for their recipients; never blocks."""
+        """Send messages to their recipients; never blocks.
+
+        Messages to a peer whose connection is up and idle are written at once,
+        in one frame per peer; otherwise they wait in the peer's queue.
+        """
+        by_peer: dict[NodeId, list[Message]] = {}
         for m in messages:
-            sender = self._senders.get(m.to)
+            by_peer.setdefault(m.to, []).append(m)
+        for peer, msgs in by_peer.items():
+            sender = self._senders.get(peer)
             if sender is None:
-                logger.error("dropping %s to unknown member %d", m.type.name, m.to)
+                logger.error("dropping %d messages to unknown member %d", len(msgs), peer)
                 continue
-            sender.enqueue(m)
+            if not sender.try_write_now(msgs):
+                for m in msgs:
+                    sender.enqueue(m)
 
     def connected(self, peer: NodeId) -> bool:
         """Whether the outbound connection to ``peer`` is up."""
@@ -238,6 +247,8 @@ class _PeerSender:
         self.task: asyncio.Task[None] | None = None
         self.connected = False
         self.dropped = 0
+        # Set while the pump waits on an empty queue with the connection up.
+        self.idle_writer: asyncio.StreamWriter | None = None
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._run())
@@ -246,6 +257,21 @@ class _PeerSender:
         if self.task is not None:
             self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
+
+    def try_write_now(self, msgs: list[Message]) -> bool:
+        """Write ``msgs`` in one frame if the connection is up and idle; False if not sent."""
+        writer = self.idle_writer
+        if writer is None or self.queue or writer.transport.get_write_buffer_size() > (1 << 20):
+            return False
+        if any(m.type == MessageType.SNAP for m in msgs):
+            return False
+        try:
+            _write(writer, encode_frame(["msgs", [encode_message(m) for m in msgs]],
+                                        max_frame=self.t.max_frame))
+        except (TooLarge, OSError, RuntimeError):
+            # Let the pump send them one by one, or find the broken connection.
+            return False
+        return True
 
     def enqueue(self, m: Message) -> None:
         if len(self.queue) >= self.max_queue or (not self.connected and len(self.queue) >= 256):
@@ -301,7 +327,11 @@ class _PeerSender:
         while True:
             if not self.queue:
                 self.wake.clear()
-                await self.wake.wait()
+                self.idle_writer = writer
+                try:
+                    await self.wake.wait()
+                finally:
+                    self.idle_writer = None
             batch: list[Any] = []
             while self.queue and len(batch) < MAX_BATCH:
                 m = self.queue[0]
