@@ -199,7 +199,13 @@ class Raft:
             max_size = max(1, min(max_size, pr.inflights.max_bytes - pr.inflights.bytes))
         try:
             prev_term = self.raft_log.term(prev_index)
-            ents = self.raft_log.entries(pr.next, max_size)
+            if pr.state == ProgressState.REPLICATE and pr.inflights.full():
+                # A full window sends only an empty append (prompted by a
+                # heartbeat response): its answer clears the window even if
+                # every append in it was lost.
+                ents = []
+            else:
+                ents = self.raft_log.entries(pr.next, max_size)
         except (LogCompactedError, LogUnavailableError):
             return self._maybe_send_snapshot(to)
         if not ents and not send_if_empty:

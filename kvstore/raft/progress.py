@@ -52,8 +52,8 @@ class Progress:
         self.pending_snapshot = 0
         # Whether the member was heard from since the last quorum check.
         self.recent_active = False
-        # In PROBE state: an append is outstanding; wait for its answer
-        # or the next heartbeat response.
+        # PROBE: an append is outstanding; wait for its answer or the next
+        # heartbeat response. REPLICATE: the in-flight window is full.
         self.msg_app_flow_paused = False
         self.inflights = inflights
 
@@ -92,6 +92,7 @@ class Progress:
             if entries > 0:
                 self.next += entries
                 self.inflights.add(self.next - 1, nbytes)
+            self.msg_app_flow_paused = self.inflights.full()
         elif self.state == ProgressState.PROBE:
             self.msg_app_flow_paused = True
 
@@ -123,8 +124,10 @@ class Progress:
 
     def is_paused(self) -> bool:
         """Whether the leader should hold back appends to this member."""
-        if self.state == ProgressState.PROBE:
+        if self.state in (ProgressState.PROBE, ProgressState.REPLICATE):
+            # In replicate state the flag is set when the window fills, and
+            # cleared by an acknowledgement or a heartbeat response: the
+            # latter lets an empty append through, so a window whose
+            # messages were all lost cannot stall the follower for good.
             return self.msg_app_flow_paused
-        if self.state == ProgressState.REPLICATE:
-            return self.inflights.full()
         return True

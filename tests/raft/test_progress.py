@@ -68,10 +68,24 @@ def test_replicate_streams_until_inflights_fill() -> None:
     assert (pr.next, pr.is_paused()) == (3, False)
     pr.update_on_entries_send(1, 10)
     assert (pr.next, pr.is_paused()) == (4, True)
+    # An acknowledgement reopens the window.
+    pr.maybe_update(2)
     pr.inflights.free_le(2)
     assert not pr.is_paused()
     pr.update_on_entries_send(0, 0)  # an empty append takes no slot
     assert (pr.next, pr.inflights.count()) == (4, 1)
+
+
+def test_a_full_window_lets_one_empty_append_through_after_a_heartbeat() -> None:
+    # Every append in the window may have been lost: the leader must still be
+    # able to send something whose answer clears the window (etcd does the same).
+    pr = progress(REPLICATE, match=0, next_index=1, size=1)
+    pr.update_on_entries_send(1, 10)
+    assert pr.is_paused()
+    pr.msg_app_flow_paused = False  # what a heartbeat response does
+    assert not pr.is_paused()
+    pr.update_on_entries_send(0, 0)  # the empty append
+    assert pr.is_paused() and pr.inflights.count() == 1
 
 
 def test_snapshot_state_is_always_paused() -> None:
