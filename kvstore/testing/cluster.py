@@ -1,11 +1,16 @@
 """The simulated cluster: members, their disks, and the driver loop that runs each RawNode.
 
 A member is a ``RawNode`` over a ``MemoryLogStorage`` plus a volatile
-``StateMachine``. The storage *is* the member's disk: the driver writes to it
-only when it syncs a ready batch (or compacts), so a crash loses exactly what
-was not synced. A restart builds a fresh ``MemoryLogStorage`` from the old one
-(snapshot, hard state, entries after the snapshot), a fresh RawNode with
-``Config(applied=<snapshot index>)``, and a state machine restored from the
+``StateMachine``, and the real write-ahead log and snapshot store
+(``DiskLogStorage``) on a ``MemoryDisk``. The driver writes a ready batch to
+the WAL and syncs it (or leaves a commit-only batch unsynced, as a real
+driver may), then updates the in-memory storage, which therefore holds
+exactly what was synced. A crash makes the fake disk lose every unsynced
+write, keeping a seeded, torn prefix of unsynced appends. A restart recovers
+the WAL and snapshot from that disk and checks the result against the
+in-memory copy of what was synced (same snapshot, same entries, same term
+and vote, a commit index no higher), then builds a fresh RawNode with
+``Config(applied=<snapshot index>)`` and a state machine restored from the
 snapshot; the committed entries after it are applied again.
 
 The driver follows the core's contract, with the freedom a real driver has:
@@ -35,17 +40,27 @@ import random
 from dataclasses import dataclass
 from typing import Protocol
 
-from kvstore.errors import NotLeader, ProposalDropped
+from kvstore.errors import InvariantError, NotLeader, ProposalDropped
 from kvstore.raft.config import Config
 from kvstore.raft.messages import ConfState, Message, MessageType, NodeId, StateType
 from kvstore.raft.rawnode import RawNode, Ready
 from kvstore.raft.storage import MemoryLogStorage
+from kvstore.storage.log_storage import DiskLogStorage, DiskState
+from kvstore.storage.memory_disk import MemoryDisk
 from kvstore.testing.checker import SafetyChecker
 from kvstore.testing.network import Fate, SimNetwork
 from kvstore.testing.statemachine import Applied, MachineKind, StateMachine
 from kvstore.testing.trace import Trace
 
-__all__ = ["Cluster", "ClusterListener", "ClusterOptions", "Member", "rebuild_storage"]
+__all__ = [
+    "Cluster",
+    "ClusterListener",
+    "ClusterOptions",
+    "Member",
+    "check_recovery",
+    "rebuild_storage",
+    "storage_from_disk",
+]
 
 _DELIVERED = Fate.DELIVERED
 _DROPPED = Fate.DROPPED
@@ -81,12 +96,15 @@ class Member:
     """One member: its disk survives crashes, the rest does not."""
 
     __slots__ = ("id", "incarnation", "storage", "node", "app", "inflight", "synced",
-                 "sync_at", "sent_early", "reads", "dirty")
+                 "sync_at", "sent_early", "reads", "dirty", "disk", "wal")
 
     def __init__(self, member_id: NodeId, storage: MemoryLogStorage) -> None:
         self.id = member_id
         self.incarnation = 0
         self.storage = storage
+        # The member's disk and the WAL on it; the disk survives crashes.
+        self.disk = MemoryDisk()
+        self.wal: DiskLogStorage | None = DiskLogStorage.open(self.disk, WAL_DIR)[0]
         self.node: RawNode | None = None
         self.app: StateMachine | None = None
         # The ready batch handed out and not yet advanced, if any.
@@ -102,6 +120,37 @@ class Member:
     @property
     def alive(self) -> bool:
         return self.node is not None
+
+
+WAL_DIR = "/member"
+
+
+def storage_from_disk(state: DiskState, conf_state: ConfState) -> MemoryLogStorage:
+    """A member's in-memory log rebuilt from what its WAL recovered."""
+    storage = MemoryLogStorage(conf_state=conf_state)
+    if not state.snapshot.is_empty():
+        storage.apply_snapshot(state.snapshot)
+    storage.append(state.entries)
+    storage.set_hard_state(state.hard_state)
+    return storage
+
+
+def check_recovery(member: NodeId, recovered: MemoryLogStorage, synced: MemoryLogStorage) -> None:
+    """The WAL must give back exactly what was synced (a commit index may lag)."""
+    where = f"member {member}: recovered WAL differs from what was synced:"
+    rs, ss = recovered.snapshot(), synced.snapshot()
+    if rs.metadata != ss.metadata or rs.data != ss.data:
+        raise InvariantError(f"{where} snapshot {rs.metadata} != {ss.metadata}")
+    if recovered.last_index() != synced.last_index():
+        raise InvariantError(
+            f"{where} last index {recovered.last_index()} != {synced.last_index()}")
+    lo = max(recovered.first_index(), synced.first_index())
+    hi = recovered.last_index() + 1
+    if hi > lo and recovered.entries(lo, hi, 1 << 62) != synced.entries(lo, hi, 1 << 62):
+        raise InvariantError(f"{where} entries in [{lo}, {hi}) differ")
+    rh, sh = recovered.hard_state, synced.hard_state
+    if (rh.term, rh.vote) != (sh.term, sh.vote) or rh.commit > sh.commit:
+        raise InvariantError(f"{where} hard state {rh} vs {sh}")
 
 
 def rebuild_storage(old: MemoryLogStorage, conf_state: ConfState) -> MemoryLogStorage:
@@ -181,6 +230,9 @@ class Cluster:
             return
         lost = " (unsynced batch lost)" if m.inflight is not None else ""
         self.trace.text(self.now, f"crash n{member}{lost}")
+        # The disk keeps what was synced, and maybe a torn part of the rest.
+        m.disk.crash(self.rng)
+        m.wal = None
         m.node = None
         m.app = None
         m.inflight = None
@@ -198,7 +250,11 @@ class Cluster:
         m = self.members[member]
         if m.node is not None:
             return
-        m.storage = rebuild_storage(m.storage, self.conf_state)
+        wal, state = DiskLogStorage.open(m.disk, WAL_DIR)
+        recovered = storage_from_disk(state, self.conf_state)
+        check_recovery(member, recovered, m.storage)
+        m.wal = wal
+        m.storage = recovered
         m.incarnation += 1
         self._boot(m)
         hs = m.storage.hard_state
@@ -314,7 +370,9 @@ class Cluster:
         if index <= storage.snapshot().metadata.index or index > storage.last_index():
             return False
         data = app.snapshot()
-        storage.create_snapshot(index, data)
+        snap = storage.create_snapshot(index, data)
+        if m.wal is not None:
+            m.wal.compact(snap)
         self.checker.on_snapshot(member, index, data, app.value)
         cut = index - keep
         if cut >= storage.first_index():
@@ -374,6 +432,15 @@ class Cluster:
         if rd is None or app is None:
             return
         storage = m.storage
+        wal = m.wal
+        durable = rd.must_sync or rd.snapshot is not None
+        if wal is not None:
+            if rd.snapshot is not None or rd.entries or rd.hard_state is not None:
+                wal.persist(rd.hard_state, rd.entries, rd.snapshot)
+            # A commit-only batch is written but not synced: a crash may
+            # lose it, and the member restarts with an older commit index.
+            if durable:
+                wal.sync()
         if rd.snapshot is not None:
             storage.apply_snapshot(rd.snapshot)
         storage.append(rd.entries)
@@ -383,7 +450,8 @@ class Cluster:
         self.steps += 1
         if rd.must_sync or rd.snapshot is not None:
             self.trace.sync(self.now, m.id)
-        self.checker.on_synced(m.id, storage)
+        if durable:
+            self.checker.on_synced(m.id, storage)
         if rd.snapshot is not None:
             meta = rd.snapshot.metadata
             app = m.app = StateMachine.restore(rd.snapshot.data, meta.index)
