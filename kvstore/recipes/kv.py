@@ -14,7 +14,7 @@ runs its clean-up); and a watch from a compacted revision fails with
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from kvstore.errors import InvariantError
@@ -102,9 +102,10 @@ class KV(Protocol):
 
 
 async def close_stream(stream: AsyncIterator[WatchResponse]) -> None:
-    """Close a watch stream (cancels the watch if the stream was iterated)."""
-    if isinstance(stream, AsyncGenerator):
-        await stream.aclose()
+    """Close a watch stream: cancels the watch on the member."""
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 def range_response(resp: Response) -> RangeResult:
