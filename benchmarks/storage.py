@@ -1,11 +1,10 @@
 """Storage benchmarks on the real disk, in a temporary directory.
 
     python3 benchmarks/storage.py [--seconds 2] [--dir /tmp] [--only NAME ...] [--json]
+        [--mvcc-keys 200000] [--memory-keys 1000000]
 
 Each measurement is a function taking the parsed ``Options`` and returning
-``Row``s; ``MEASUREMENTS`` lists them in the order they run. More (the MVCC
-half: puts and ranges per second, memory per key) are added by writing such a
-function and appending it to ``MEASUREMENTS``.
+``Row``s; ``MEASUREMENTS`` lists them in the order they run.
 
 - ``fsync``: the ceiling: a 64-byte append followed by one ``fdatasync``
   (and by one ``fsync``), as fast as the disk allows.
@@ -15,6 +14,9 @@ function and appending it to ``MEASUREMENTS``.
   and encoding alone.
 - ``wal_recovery``: ``WAL.open`` of a log of 256-byte entries: entries
   verified and decoded per second.
+- ``mvcc``: the key space in memory: puts of new keys and updates, applies of
+  encoded puts, gets and 100-key range pages per second.
+- ``memory``: bytes per key with 1,000,000 keys of 256-byte values.
 
 Only the calls being measured are timed; building entries is not.
 """
@@ -48,6 +50,8 @@ BATCH_SIZES = (1, 16, 256)
 class Options:
     seconds: float
     dir: str
+    mvcc_keys: int = 200_000
+    memory_keys: int = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,11 +190,38 @@ def measure_wal_recovery(options: Options) -> list[Row]:
     return [Row("wal_recovery", shape, total / elapsed, "entries/s")]
 
 
+def measure_mvcc(options: Options) -> list[Row]:
+    """MVCC puts and ranges per second in memory (see ``benchmarks/mvcc_bench.py``)."""
+    from benchmarks import mvcc_bench
+
+    puts = mvcc_bench.measure_puts(options.mvcc_keys)
+    ranges = mvcc_bench.measure_ranges(options.mvcc_keys)
+    shape = f"{options.mvcc_keys:,} keys, 256 B values"
+    return [
+        Row("mvcc_put", f"new keys, {shape}", puts["put_new_per_s"], "puts/s"),
+        Row("mvcc_put", f"updates, {shape}", puts["put_update_per_s"], "puts/s"),
+        Row("mvcc_apply", f"encoded puts, {shape}", puts["apply_put_new_per_s"], "puts/s"),
+        Row("mvcc_get", shape, ranges["get_per_s"], "gets/s"),
+        Row("mvcc_range", f"100-key pages, {shape}", ranges["range100_per_s"], "ranges/s"),
+    ]
+
+
+def measure_memory(options: Options) -> list[Row]:
+    """Memory per key with 1,000,000 keys of 256-byte values (one version each)."""
+    from benchmarks import mvcc_bench
+
+    m = mvcc_bench.measure_memory_per_key(options.memory_keys, 256)
+    return [Row("mvcc_memory", f"{options.memory_keys:,} keys x 256 B values",
+                m["bytes_per_key"], "bytes/key")]
+
+
 MEASUREMENTS: list[Measurement] = [
     measure_fsync_rate,
     measure_wal_appends,
     measure_wal_cpu,
     measure_wal_recovery,
+    measure_mvcc,
+    measure_memory,
 ]
 
 
@@ -219,8 +250,12 @@ def main(argv: list[str] | None = None) -> int:
         "--only", nargs="+", choices=[_name(m) for m in MEASUREMENTS], help="run only these"
     )
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    parser.add_argument("--mvcc-keys", type=int, default=200_000, help="keys for the MVCC rates")
+    parser.add_argument("--memory-keys", type=int, default=1_000_000,
+                        help="keys for memory per key")
     args = parser.parse_args(argv)
-    options = Options(seconds=args.seconds, dir=args.dir or tempfile.gettempdir())
+    options = Options(seconds=args.seconds, dir=args.dir or tempfile.gettempdir(),
+                      mvcc_keys=args.mvcc_keys, memory_keys=args.memory_keys)
     rows: list[Row] = []
     for measurement in MEASUREMENTS:
         if args.only is None or _name(measurement) in args.only:
