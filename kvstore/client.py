@@ -75,6 +75,8 @@ __all__ = ["Client", "connect", "open"]
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
+# Put in a watch's queue by aclose() to end a pending read.
+_CLOSED = -1
 
 
 @contextlib.asynccontextmanager
@@ -517,6 +519,8 @@ class _RemoteWatch:
                 await self.establish()
                 continue
             status, payload = await q.get()
+            if status == _CLOSED:
+                break
             if status == ERROR:
                 err = payload if isinstance(payload, KvError) else decode_error(payload)
                 if not isinstance(err, (Unavailable, NotLeader)):
@@ -542,8 +546,10 @@ class _RemoteWatch:
         raise StopAsyncIteration
 
     async def aclose(self) -> None:
-        """Cancel the watch on the member."""
+        """Cancel the watch on the member; a task iterating the stream ends too."""
         self.closed = True
+        if self.queue is not None:
+            self.queue.put_nowait((_CLOSED, None))
         self._close_stream()
 
     async def __aenter__(self) -> _RemoteWatch:

@@ -880,6 +880,8 @@ class WatchStream:
         if not self._closed:
             self._closed = True
             self._hub.cancel(self.watch_id)
+            # Wake a reader parked in ``__anext__`` so it sees the close.
+            self._ready.set()
 
     async def aclose(self) -> None:
         """Cancel the watch."""
