@@ -80,7 +80,7 @@ from kvstore.mvcc.types import (
     WatchResponse,
 )
 from kvstore.raft.config import Config
-from kvstore.raft.messages import ConfState, Message, NodeId, Snapshot, StateType
+from kvstore.raft.messages import ConfState, Message, NodeId, Snapshot, SnapshotMetadata, StateType
 from kvstore.raft.rawnode import RawNode, Ready
 from kvstore.raft.storage import MemoryLogStorage
 from kvstore.storage.disk import OsDisk
@@ -194,7 +194,7 @@ class Node:
         self._raw: RawNode | None = None
         self._snapshot_index = 0
         self._snapshot_task: asyncio.Task[None] | None = None
-        self._snapshot_done: tuple[int, bytes] | None = None
+        self._snapshot_done: Snapshot | None = None
         self._role = StateType.FOLLOWER
         self._leader = NodeId(0)
         self.leader_changed = asyncio.Event()
@@ -512,17 +512,24 @@ class Node:
         done = self._snapshot_done
         if done is not None:
             self._snapshot_done = None
-            index, data = done
+            snap = done
             disk, storage = self._need_disk()
+            index = snap.metadata.index
             if index > storage.snapshot().metadata.index and index <= storage.last_index():
-                snap = storage.create_snapshot(index, data)
-                await asyncio.to_thread(disk.compact, snap)
+                # The file is already on disk; record it (a WAL marker and one sync).
+                storage.create_snapshot(index, snap.data)
+                await asyncio.to_thread(disk.compact_saved, snap)
                 self._snapshot_index = index
                 compact_to = index - self.options.catch_up_entries
                 if compact_to > storage.first_index():
                     storage.compact(compact_to)
                 logger.info("member %d saved a snapshot at %d (%d bytes)", self.member_id,
-                            index, len(data))
+                            index, len(snap.data))
+        key_index = self.machine.store.index
+        if key_index.pending >= 4096:
+            # Merge new keys into key order a few thousand at a time, so a
+            # range or snapshot never pays for a long run of writes at once.
+            key_index.flush()
         applied = self.machine.applied_index
         if (self._snapshot_task is None
                 and applied - self._snapshot_index >= self.options.snapshot_count):
@@ -532,11 +539,21 @@ class Node:
     async def _build_snapshot(self) -> None:
         try:
             index = self.machine.applied_index
+            storage = self._need_disk()[1]
+            term = storage.term(index)
             parts = []
             for chunk in self.machine.snapshot_chunks(chunk_bytes=128 << 10):
                 parts.append(chunk)
                 await asyncio.sleep(0)
-            self._snapshot_done = (index, b"".join(parts))
+            snap = Snapshot(
+                SnapshotMetadata(index=index, term=term,
+                                 conf_state=storage.snapshot().metadata.conf_state),
+                b"".join(parts),
+            )
+            # Writing and syncing the file happens beside the WAL, not in the
+            # ready loop; only its marker goes through the loop.
+            await asyncio.to_thread(self._need_disk()[0].save_snapshot_file, snap)
+            self._snapshot_done = snap
             self._wake.set()
         except asyncio.CancelledError:
             raise

@@ -97,6 +97,11 @@ class TreeIndex:
             return 0
         return _span(self._sorted, start, end) - _span(self._dead, start, end)
 
+    @property
+    def pending(self) -> int:
+        """New keys not yet merged into the sorted order."""
+        return len(self._pending)
+
     def flush(self) -> None:
         """Merge pending keys into the sorted order."""
         pending = self._pending

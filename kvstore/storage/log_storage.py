@@ -152,6 +152,26 @@ class DiskLogStorage:
         self._save_snapshot(snapshot, restore=False)
         self.sync()
 
+    def save_snapshot_file(self, snapshot: Snapshot) -> None:
+        """Write and sync an application snapshot's file, without touching the WAL.
+
+        This is the slow half of ``compact`` and may run in another thread
+        while the WAL keeps being written; ``compact_saved`` then records it.
+        A file that no WAL marker refers to is deleted at ``open``.
+        """
+        self._snapshots.save(snapshot.metadata, _chunks(snapshot.data))
+
+    def compact_saved(self, snapshot: Snapshot) -> None:
+        """Record a snapshot saved by ``save_snapshot_file`` in the WAL and drop what it covers.
+
+        Syncs before returning.
+        """
+        metadata = snapshot.metadata
+        self._wal.check_snapshot_marker(metadata.index, restore=False)
+        self._wal.save_snapshot_marker(metadata.index, metadata.term, restore=False)
+        self._release_pending = True
+        self.sync()
+
     def close(self) -> None:
         self._wal.close()
 
