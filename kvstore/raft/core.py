@@ -415,12 +415,11 @@ class Raft:
     # the entry point
     def step(self, m: Message) -> None:
         """Handle one message: local (term 0) or from a peer."""
-        if m.term == 0:
-            pass
-        elif m.term > self.term:
+        # Term 0: a local message (or a forwarded proposal/read), term-agnostic.
+        if m.term > self.term:
             if not self._handle_higher_term(m):
                 return
-        elif m.term < self.term:
+        elif 0 < m.term < self.term:
             self._handle_lower_term(m)
             return
 

@@ -82,7 +82,7 @@ class CheckResult:
 
 
 class _OutOfBudget(Exception):
-    pass
+    """The search used up its step or time budget."""
 
 
 class _Budget:
