@@ -245,7 +245,8 @@ class Client:
 
     async def _open(self, addr: tuple[str, int]) -> _Connection:
         loop = asyncio.get_running_loop()
-        _, conn = await asyncio.wait_for(loop.create_connection(_Connection, *addr), 3.0)
+        async with asyncio.timeout(3.0):
+            _, conn = await loop.create_connection(_Connection, *addr)
         return conn
 
     async def _find_leader(self) -> _Connection:
@@ -267,8 +268,9 @@ class Client:
                     self._addr = addr
                     return conn
                 try:
-                    status = await asyncio.wait_for(conn.send("status", [])[1], 3.0)
-                    members = await asyncio.wait_for(conn.send("members", [])[1], 3.0)
+                    async with asyncio.timeout(3.0):
+                        status = await conn.send("status", [])[1]
+                        members = await conn.send("members", [])[1]
                 except (KvError, asyncio.TimeoutError) as e:
                     conn.close()
                     last_error = e

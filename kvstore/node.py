@@ -681,8 +681,9 @@ class Node:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush_now)
         try:
-            await asyncio.wait_for(fut, self.options.request_timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(self.options.request_timeout):
+                await fut
+        except TimeoutError:
             raise Timeout("linearizable read timed out (no quorum?)") from None
 
     # ------------------------------------------------------------------

@@ -16,6 +16,7 @@ and the core is told whether the stream completed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import random
@@ -43,6 +44,7 @@ PROTOCOL = "steersman-peer/1"
 SNAPSHOT_CHUNK = 1 << 20
 HANDSHAKE_TIMEOUT = 5.0
 MAX_BATCH = 1024
+CLOSE_TIMEOUT = 3.0
 
 
 async def read_frame(reader: asyncio.StreamReader, *, max_frame: int = DEFAULT_MAX_FRAME) -> Any:
@@ -128,6 +130,7 @@ class PeerTransport:
         return sender is not None and sender.connected
 
     async def close(self) -> None:
+        """Stop sending and accepting; never waits more than a few seconds."""
         if self._server is not None:
             self._server.close()
         for sender in self._senders.values():
@@ -137,9 +140,13 @@ class PeerTransport:
         for writer in list(self._inbound_writers):
             writer.close()
         if self._inbound:
-            await asyncio.gather(*self._inbound, return_exceptions=True)
+            done, pending = await asyncio.wait(list(self._inbound), timeout=CLOSE_TIMEOUT)
+            for task in pending:
+                task.cancel()
         if self._server is not None:
-            await self._server.wait_closed()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CLOSE_TIMEOUT):
+                    await self._server.wait_closed()
 
     # -- inbound ------------------------------------------------------------
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -149,7 +156,8 @@ class PeerTransport:
         peer = writer.get_extra_info("peername")
         self._inbound_writers.add(writer)
         try:
-            sender = await asyncio.wait_for(self._accept(reader, writer), HANDSHAKE_TIMEOUT)
+            async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+                sender = await self._accept(reader, writer)
             await self._receive(reader, sender)
         except ProtocolError as e:
             logger.warning("closing peer connection from %s: %s", peer, e)
@@ -246,6 +254,7 @@ class _PeerSender:
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.connected = False
+        self.stopping = False
         self.dropped = 0
         # Set while the pump waits on an empty queue with the connection up.
         self.idle_writer: asyncio.StreamWriter | None = None
@@ -254,9 +263,16 @@ class _PeerSender:
         self.task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
+        self.stopping = True
+        task = self.task
+        if task is None:
+            return
+        for _ in range(int(CLOSE_TIMEOUT / 0.1)):
+            task.cancel()
+            done, _pending = await asyncio.wait({task}, timeout=0.1)
+            if done:
+                return
+        logger.error("the sender to peer %d did not stop", self.peer)
 
     def try_write_now(self, msgs: list[Message]) -> bool:
         """Write ``msgs`` in one frame if the connection is up and idle; False if not sent."""
@@ -290,17 +306,20 @@ class _PeerSender:
 
     async def _run(self) -> None:
         backoff = 0.05
-        while True:
+        while not self.stopping:
             writer: asyncio.StreamWriter | None = None
             try:
-                reader, conn_writer = await asyncio.wait_for(
-                    asyncio.open_connection(*self.addr), HANDSHAKE_TIMEOUT
-                )
+                # asyncio.timeout, not wait_for: in Python 3.11 wait_for can
+                # swallow a cancellation that races with completion, which
+                # would keep this loop running after stop().
+                async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+                    reader, conn_writer = await asyncio.open_connection(*self.addr)
                 writer = conn_writer
                 conn_writer.write(
                     encode_frame([PROTOCOL, self.t.cluster_id, self.t.member_id, self.peer])
                 )
-                reply = await asyncio.wait_for(read_frame(reader), HANDSHAKE_TIMEOUT)
+                async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+                    reply = await read_frame(reader)
                 if reply != ["ok"]:
                     raise ProtocolError(f"peer {self.peer} refused the connection: {reply!r}")
                 self.connected = True
