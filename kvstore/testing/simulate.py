@@ -398,26 +398,31 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="lost messages go unreported to both ends")
     args = parser.parse_args(argv)
     # The members log leadership changes and torn WAL tails cut at restart;
-    # the trace already says what happened.
-    logging.getLogger("kvstore").addHandler(logging.NullHandler())
-    logging.getLogger("kvstore").setLevel(logging.ERROR)
+    # the trace already says what happened. Restored afterwards, so a caller
+    # embedding the simulator keeps its logging as it was.
+    kv_logger = logging.getLogger("kvstore")
+    saved_level = kv_logger.level
+    kv_logger.setLevel(logging.ERROR)
     steps = 0
     violations = 0
     out = sys.stdout
-    for seed in range(args.seed, args.seed + args.seeds):
-        sim = Simulator(seed, nodes=args.nodes, ticks=args.ticks,
-                        trace_keep=None if args.trace else TRACE_KEEP, variant=args.variant,
-                        silent_loss=args.silent_loss)
-        result = sim.run()
-        steps += result.steps
-        if args.trace:
-            out.write(f"seed {seed} options: {result.options.describe()}\n")
-            for line in result.trace.lines():
-                out.write(line + "\n")
-        if not result.ok:
-            violations += 1
-            out.write(result.report() + "\n")
-        out.flush()
+    try:
+        for seed in range(args.seed, args.seed + args.seeds):
+            sim = Simulator(seed, nodes=args.nodes, ticks=args.ticks,
+                            trace_keep=None if args.trace else TRACE_KEEP, variant=args.variant,
+                            silent_loss=args.silent_loss)
+            result = sim.run()
+            steps += result.steps
+            if args.trace:
+                out.write(f"seed {seed} options: {result.options.describe()}\n")
+                for line in result.trace.lines():
+                    out.write(line + "\n")
+            if not result.ok:
+                violations += 1
+                out.write(result.report() + "\n")
+            out.flush()
+    finally:
+        kv_logger.setLevel(saved_level)
     out.write(f"seeds={args.seeds} steps={steps} violations={violations}\n")
     return 1 if violations else 0
 

@@ -109,7 +109,7 @@ async def test_snapshot_streams_in_chunks_and_is_reported() -> None:
 
 
 async def test_other_cluster_is_refused(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING)
+    caplog.set_level(logging.WARNING, logger="kvstore")
     a, b = await pair(cluster_b="other")
     try:
         a.t.send([app(1)])
