@@ -31,14 +31,12 @@ import random
 import struct
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from kvstore.clock import Clock, MonotonicClock
 from kvstore.errors import (
     InvariantError,
-    LeaseNotFound,
     NotLeader,
     Overloaded,
     ProposalDropped,
@@ -57,7 +55,6 @@ from kvstore.mvcc.request import (
     DeleteRangeRequest,
     LeaseGrantRequest,
     LeaseRevokeRequest,
-    Limits,
     RangeRequest,
     Request,
     RequestOp,
@@ -77,66 +74,24 @@ from kvstore.mvcc.types import (
     SortTarget,
     TxnResult,
     WatchFilter,
-    WatchResponse,
 )
+from kvstore.member import MemberInfo, NodeOptions, NodeStatus
 from kvstore.raft.config import Config
-from kvstore.raft.messages import ConfState, Message, NodeId, Snapshot, SnapshotMetadata, StateType
+from kvstore.raft.messages import ConfState, Message, NodeId, StateType
 from kvstore.raft.rawnode import RawNode, Ready
 from kvstore.raft.storage import MemoryLogStorage
 from kvstore.storage.disk import OsDisk
 from kvstore.storage.log_storage import DiskLogStorage
+from kvstore.snapshotter import Snapshotter
 from kvstore.transport.peer import PeerTransport
+from kvstore.watch_stream import WatchStream
 
-__all__ = ["MemberInfo", "Node", "NodeOptions", "NodeStatus"]
+__all__ = ["MemberInfo", "Node", "NodeOptions", "NodeStatus", "WatchStream"]
 
 logger = logging.getLogger(__name__)
 
 _REQ_ID = struct.Struct(">Q")
 _T = TypeVar("_T")
-
-
-@dataclass(frozen=True, slots=True)
-class MemberInfo:
-    """A member of the cluster and where to reach it."""
-
-    id: int
-    peer_addr: tuple[str, int] | None = None
-    client_addr: tuple[str, int] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class NodeOptions:
-    """Tuning of a member. Times in seconds unless said otherwise."""
-
-    cluster_id: str = "steersman"
-    tick_interval: float = 0.1
-    election_tick: int = 10
-    heartbeat_tick: int = 1
-    request_timeout: float = 7.0
-    max_pending_proposals: int = 20_000
-    max_pending_reads: int = 20_000
-    snapshot_count: int = 50_000
-    catch_up_entries: int = 5_000
-    unsafe_no_fsync: bool = False
-    limits: Limits = field(default_factory=Limits)
-    max_inflight_msgs: int = 512
-
-
-@dataclass(frozen=True, slots=True)
-class NodeStatus:
-    """What ``status()`` reports about a member."""
-
-    member_id: int
-    leader: int
-    term: int
-    role: str
-    commit_index: int
-    applied_index: int
-    revision: int
-    compact_revision: int
-    keys: int
-    raft_index: int
-    unsafe_no_fsync: bool
 
 
 class _Read:
@@ -192,9 +147,13 @@ class Node:
         self._disk: DiskLogStorage | None = None
         self._storage: MemoryLogStorage | None = None
         self._raw: RawNode | None = None
-        self._snapshot_index = 0
-        self._snapshot_task: asyncio.Task[None] | None = None
-        self._snapshot_done: Snapshot | None = None
+        self._snapshots = Snapshotter(
+            member_id=member_id,
+            machine=self.machine,
+            snapshot_count=options.snapshot_count,
+            catch_up_entries=options.catch_up_entries,
+            wake=self._wake.set,
+        )
         self._role = StateType.FOLLOWER
         self._leader = NodeId(0)
         self.leader_changed = asyncio.Event()
@@ -242,7 +201,7 @@ class Node:
         if not state.snapshot.is_empty():
             storage.apply_snapshot(state.snapshot)
             self.machine.restore([state.snapshot.data])
-            self._snapshot_index = state.snapshot.metadata.index
+            self._snapshots.index = state.snapshot.metadata.index
         storage.append(state.entries)
         storage.set_hard_state(state.hard_state)
         self._storage = storage
@@ -291,10 +250,10 @@ class Node:
             return
         self._stopping = True
         self._wake.set()
-        tasks = self._tasks + ([self._snapshot_task] if self._snapshot_task else [])
-        for t in tasks:
+        for t in self._tasks:
             t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._snapshots.stop()
         if self._transport is not None:
             await self._transport.close()
         for fut in self._waiters.values():
@@ -407,14 +366,11 @@ class Node:
         elif rd.must_sync:
             disk.sync()
         if rd.snapshot is not None:
-            if self._snapshot_task is not None:
-                # Our own snapshot in progress describes a state being replaced.
-                self._snapshot_task.cancel()
-                self._snapshot_task = None
-            self._snapshot_done = None
+            # Our own snapshot in progress describes a state being replaced.
+            self._snapshots.cancel()
             storage.apply_snapshot(rd.snapshot)
             self.machine.restore([rd.snapshot.data])
-            self._snapshot_index = rd.snapshot.metadata.index
+            self._snapshots.index = rd.snapshot.metadata.index
             logger.info("member %d installed snapshot at %d", self.member_id,
                         rd.snapshot.metadata.index)
         storage.append(rd.entries)
@@ -502,65 +458,12 @@ class Node:
                         self._reads.futures.extend(batch.futures)
 
     async def _maybe_snapshot(self) -> None:
-        """Start a snapshot in the background when enough entries were applied; install a ready one.
-
-        The state machine pins its state when the stream starts and keeps
-        applying while chunks are produced, so a large snapshot never stalls
-        the member. Installing it (snapshot file, WAL marker, log compaction)
-        happens here, in the ready loop, so it never overlaps a WAL write.
-        """
-        done = self._snapshot_done
-        if done is not None:
-            self._snapshot_done = None
-            snap = done
-            disk, storage = self._need_disk()
-            index = snap.metadata.index
-            if index > storage.snapshot().metadata.index and index <= storage.last_index():
-                # The file is already on disk; record it (a WAL marker and one sync).
-                storage.create_snapshot(index, snap.data)
-                await asyncio.to_thread(disk.compact_saved, snap)
-                self._snapshot_index = index
-                compact_to = index - self.options.catch_up_entries
-                if compact_to > storage.first_index():
-                    storage.compact(compact_to)
-                logger.info("member %d saved a snapshot at %d (%d bytes)", self.member_id,
-                            index, len(snap.data))
         key_index = self.machine.store.index
         if key_index.pending >= 4096:
             # Merge new keys into key order a few thousand at a time, so a
             # range or snapshot never pays for a long run of writes at once.
             key_index.flush()
-        applied = self.machine.applied_index
-        if (self._snapshot_task is None
-                and applied - self._snapshot_index >= self.options.snapshot_count):
-            self._snapshot_task = asyncio.get_running_loop().create_task(
-                self._build_snapshot(), name=f"member-{self.member_id}-snapshot")
-
-    async def _build_snapshot(self) -> None:
-        try:
-            index = self.machine.applied_index
-            storage = self._need_disk()[1]
-            term = storage.term(index)
-            parts = []
-            for chunk in self.machine.snapshot_chunks(chunk_bytes=128 << 10):
-                parts.append(chunk)
-                await asyncio.sleep(0)
-            snap = Snapshot(
-                SnapshotMetadata(index=index, term=term,
-                                 conf_state=storage.snapshot().metadata.conf_state),
-                b"".join(parts),
-            )
-            # Writing and syncing the file happens beside the WAL, not in the
-            # ready loop; only its marker goes through the loop.
-            await asyncio.to_thread(self._need_disk()[0].save_snapshot_file, snap)
-            self._snapshot_done = snap
-            self._wake.set()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("member %d failed to build a snapshot", self.member_id)
-        finally:
-            self._snapshot_task = None
+        await self._snapshots.install_ready(*self._need_disk())
 
     # ------------------------------------------------------------------
     # peers
@@ -866,53 +769,6 @@ class Node:
         while self.machine.applied_index < index:
             self._applied_event.clear()
             await self._applied_event.wait()
-
-
-class WatchStream:
-    """Responses of one watcher on this member; ``aclose()`` (or ``async with``) cancels it."""
-
-    def __init__(self, node: Node, watch_id: int, ready: asyncio.Event) -> None:
-        self._hub = node.machine.hub
-        self.watch_id = watch_id
-        self._ready = ready
-        self._closed = False
-
-    def __aiter__(self) -> WatchStream:
-        return self
-
-    async def __anext__(self) -> WatchResponse:
-        hub = self._hub
-        while not self._closed:
-            resp = hub.poll(self.watch_id)
-            if resp is None:
-                self._ready.clear()
-                resp = hub.poll(self.watch_id)
-            if resp is not None:
-                if resp.canceled:
-                    self._close()
-                return resp
-            await self._ready.wait()
-        raise StopAsyncIteration
-
-    def _close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._hub.cancel(self.watch_id)
-            # Wake a reader parked in ``__anext__`` so it sees the close.
-            self._ready.set()
-
-    async def aclose(self) -> None:
-        """Cancel the watch."""
-        self._close()
-
-    async def __aenter__(self) -> WatchStream:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._close()
-
-    def __del__(self) -> None:
-        self._close()
 
 
 def _txn_writes(req: TxnRequest) -> bool:

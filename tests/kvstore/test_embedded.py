@@ -55,7 +55,7 @@ async def _check_restored(kv: Node, before: dict[str, Any]) -> None:
 async def test_restart_from_data_dir_keeps_everything(
     tmp_path: Any, snapshot_count: int, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="kvstore.node")
+    caplog.set_level(logging.INFO, logger="kvstore")
     options = NodeOptions(snapshot_count=snapshot_count, catch_up_entries=2)
     data_dir = str(tmp_path / "data")
     async with kvstore.open(data_dir, options=options) as kv:

@@ -1,0 +1,53 @@
+"""What describes a member: where it is, how it is tuned, what it reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kvstore.mvcc.request import Limits
+
+__all__ = ["MemberInfo", "NodeOptions", "NodeStatus"]
+
+
+@dataclass(frozen=True, slots=True)
+class MemberInfo:
+    """A member of the cluster and where to reach it."""
+
+    id: int
+    peer_addr: tuple[str, int] | None = None
+    client_addr: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeOptions:
+    """Tuning of a member. Times in seconds unless said otherwise."""
+
+    cluster_id: str = "steersman"
+    tick_interval: float = 0.1
+    election_tick: int = 10
+    heartbeat_tick: int = 1
+    request_timeout: float = 7.0
+    max_pending_proposals: int = 20_000
+    max_pending_reads: int = 20_000
+    snapshot_count: int = 50_000
+    catch_up_entries: int = 5_000
+    unsafe_no_fsync: bool = False
+    limits: Limits = field(default_factory=Limits)
+    max_inflight_msgs: int = 512
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    """What ``status()`` reports about a member."""
+
+    member_id: int
+    leader: int
+    term: int
+    role: str
+    commit_index: int
+    applied_index: int
+    revision: int
+    compact_revision: int
+    keys: int
+    raft_index: int
+    unsafe_no_fsync: bool
