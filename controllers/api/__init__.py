@@ -33,7 +33,7 @@ from controllers.api.errors import (
     NotFound,
 )
 from controllers.api.kinds import REGISTRY, Kind, KindRegistry, register_kind
-from controllers.api.kv import KV
+from kvstore.kv import KV
 from controllers.api.objects import Obj, SystemWallClock, WallClock, namespaced_name
 from controllers.api.patch import merge_patch, strategic_merge_patch
 from controllers.api.selectors import FieldSelector, LabelSelector

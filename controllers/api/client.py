@@ -37,7 +37,7 @@ from typing import Any
 from controllers.api import deletion, strategy
 from controllers.api.errors import AlreadyExists, BadRequest, Conflict, Forbidden, NotFound
 from controllers.api.kinds import REGISTRY, Kind, KindRegistry
-from controllers.api.kv import KV
+from kvstore.kv import KV
 from controllers.api.listing import list_objects, parse_resource_version
 from controllers.api.objects import (
     Obj,

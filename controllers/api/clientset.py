@@ -14,7 +14,7 @@ from typing import Any
 
 from controllers.api.client import DEFAULT_NAMESPACES, ResourceClient, ensure_namespaces
 from controllers.api.kinds import REGISTRY, KindRegistry
-from controllers.api.kv import KV
+from kvstore.kv import KV
 from controllers.api.objects import SystemWallClock, WallClock
 
 __all__ = ["Clientset"]

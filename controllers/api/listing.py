@@ -22,7 +22,7 @@ from typing import Any
 
 from controllers.api.errors import BadRequest, Gone
 from controllers.api.kinds import Kind
-from controllers.api.kv import KV
+from kvstore.kv import KV
 from controllers.api.objects import Obj, decode
 from controllers.api.selectors import FieldSelector, LabelSelector
 from kvstore.errors import Compacted, FutureRevision

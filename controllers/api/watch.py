@@ -37,7 +37,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from controllers.api.kinds import Kind
-from controllers.api.kv import KV, close_watch
+from kvstore.kv import KV, close_stream
 from controllers.api.listing import gone, list_objects
 from controllers.api.objects import Obj, decode, labels_of
 from controllers.api.selectors import FieldSelector, LabelSelector
@@ -114,7 +114,7 @@ class ResourceWatch:
         """Cancel the store watch; iteration ends after events already buffered."""
         if not self._closed:
             self._closed = True
-            await close_watch(self._stream)
+            await close_stream(self._stream)
 
     async def __aenter__(self) -> ResourceWatch:
         return self

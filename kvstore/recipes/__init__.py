@@ -7,7 +7,7 @@ General layout (imports point down only):
 - ``kvstore.recipes.queue``: ``Queue``, a FIFO queue with many producers and consumers.
 - ``kvstore.recipes.session``: ``Session``, a lease kept alive in the background.
 - ``kvstore.recipes.turn``: contenders in line by create revision, and the waits.
-- ``kvstore.recipes.kv``: ``KV``, the protocol of the store methods they use.
+- ``kvstore.recipes.kv``: reading txn answers; the store methods they use are ``kvstore.kv.KV``.
 - ``kvstore.recipes.errors``: ``Locked``, ``NotElected``, ``SessionExpired``.
 
 Everything here uses only ``KV``, so it runs the same on an embedded store
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from kvstore.recipes.election import Election
 from kvstore.recipes.errors import Locked, NotElected, RecipeError, SessionExpired
-from kvstore.recipes.kv import KV
+from kvstore.kv import KV
 from kvstore.recipes.mutex import Mutex
 from kvstore.recipes.queue import Queue
 from kvstore.recipes.session import Session

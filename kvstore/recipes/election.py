@@ -29,7 +29,7 @@ from kvstore.mvcc.request import CompareTarget, compare, op_put
 from kvstore.mvcc.types import EventType, KeyValue
 from kvstore.recipes import turn
 from kvstore.recipes.errors import NotElected, SessionExpired
-from kvstore.recipes.kv import close_stream
+from kvstore.kv import close_stream
 from kvstore.recipes.session import Session
 
 __all__ = ["Election"]

@@ -27,7 +27,8 @@ from kvstore.errors import InvalidRequest
 from kvstore.mvcc.keys import to_bytes
 from kvstore.mvcc.request import CompareTarget, RangeRequest, compare, op_delete, op_put, op_range
 from kvstore.mvcc.types import EventType, RangeResult, SortOrder
-from kvstore.recipes.kv import KV, range_response
+from kvstore.kv import KV
+from kvstore.recipes.kv import range_response
 from kvstore.recipes.turn import wait_event
 
 __all__ = ["Queue"]

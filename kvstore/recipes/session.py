@@ -35,7 +35,7 @@ from typing import TypeVar
 from kvstore.clock import Clock, MonotonicClock
 from kvstore.errors import ClusterError, InvalidRequest, LeaseNotFound, ProtocolError
 from kvstore.recipes.errors import SessionExpired
-from kvstore.recipes.kv import KV
+from kvstore.kv import KV
 
 __all__ = ["Session", "Sleep"]
 

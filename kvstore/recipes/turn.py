@@ -23,7 +23,8 @@ from kvstore.errors import Compacted, InvariantError, KvError, LeaseNotFound
 from kvstore.mvcc.request import CompareTarget, compare, op_delete, op_put, op_range
 from kvstore.mvcc.types import EventType, KeyValue, SortOrder, SortTarget
 from kvstore.recipes.errors import SessionExpired
-from kvstore.recipes.kv import KV, close_stream, range_response
+from kvstore.kv import KV, close_stream
+from kvstore.recipes.kv import range_response
 
 __all__ = [
     "Place",

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from kvstore.node import MemberInfo, Node, NodeOptions
 from kvstore.transport.server import ClientServer
 from tests.kvstore.ports import free_port_block
 
-__all__ = ["InProcessCluster", "close_stream", "eventually"]
+__all__ = ["InProcessCluster", "eventually"]
 
 HOST = "127.0.0.1"
 
@@ -35,14 +34,6 @@ async def eventually(cond: Callable[[], bool], *, timeout: float = 10.0, what: s
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what or cond}")
         await asyncio.sleep(0.005)
-
-
-async def close_stream(stream: AsyncIterator[Any]) -> None:
-    """End a watch stream (an async generator) now rather than when it is collected."""
-    aclose = getattr(stream, "aclose", None)
-    if aclose is None:
-        raise TypeError(f"{stream!r} cannot be closed")
-    await aclose()
 
 
 @dataclass

@@ -15,7 +15,7 @@ from kvstore.errors import Compacted, LeaseNotFound, Unavailable
 from kvstore.mvcc.lease import MIN_TTL_SECONDS
 from kvstore.mvcc.types import EventType
 from kvstore.node import Node, NodeOptions
-from tests.kvstore.members import close_stream
+from kvstore.kv import close_stream
 
 
 async def _write_some(kv: Node) -> dict[str, Any]:

@@ -9,7 +9,8 @@ from typing import Any
 import kvstore
 from kvstore.errors import Unavailable
 from kvstore.mvcc.types import EventType
-from tests.kvstore.members import InProcessCluster, close_stream, eventually
+from kvstore.kv import close_stream
+from tests.kvstore.members import InProcessCluster, eventually
 
 
 async def test_client_follows_a_leader_change(cluster: InProcessCluster) -> None:

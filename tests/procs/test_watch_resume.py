@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import kvstore
-from tests.kvstore.members import close_stream
+from kvstore.kv import close_stream
 from tests.procs.harness import ProcCluster
 from tests.procs.load import WriteLog, run_writers
 

@@ -9,7 +9,7 @@ from typing import Any
 from kvstore.clock import FakeClock
 from kvstore.errors import Unavailable
 from kvstore.mvcc.types import EventType
-from kvstore.recipes.kv import close_stream
+from kvstore.kv import close_stream
 
 # Safety net for awaits that must complete; a test that hits it has failed.
 DEADLINE = 20.0

@@ -1,9 +1,12 @@
-"""The part of the key-value API the object API uses, as a ``typing.Protocol``.
+"""The key-value API as a ``typing.Protocol``: what every store handle offers.
 
-``KV`` names only the coroutines every store handle offers: an embedded
-store (``kvstore.open``), a member (``kvstore.Node``) and a remote client
-(``kvstore.connect``). The object API needs nothing else, so it runs on all
-three, and on any store that offers the same methods.
+An embedded store (``kvstore.open``), a member (``kvstore.Node``) and a
+remote client (``kvstore.connect``) all satisfy ``KV`` (mypy checks both
+classes below), so code written against it (the recipes, the controllers'
+object API) runs on any of them and on any fake with the same methods.
+
+A watch is registered when ``watch`` returns, before the first iteration;
+close the stream with ``close_stream`` (or its ``aclose``) to cancel it.
 """
 
 from __future__ import annotations
@@ -11,9 +14,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
+from kvstore.mvcc.lease import LeaseStatus
 from kvstore.mvcc.request import Compare, RequestOp
 from kvstore.mvcc.types import (
+    DeleteRangeResult,
     KeyValue,
+    LeaseGrantResult,
+    LeaseRevokeResult,
+    PutResult,
     RangeResult,
     SortOrder,
     SortTarget,
@@ -22,11 +30,15 @@ from kvstore.mvcc.types import (
     WatchResponse,
 )
 
-__all__ = ["KV", "close_watch"]
+__all__ = ["KV", "close_stream"]
 
 
 class KV(Protocol):
-    """Range, txn and watch: the key-value coroutines shared by ``Node`` and ``Client``."""
+    """The key-value coroutines shared by ``Node`` and ``Client``."""
+
+    async def put(
+        self, key: bytes | str, value: bytes | str, *, lease: int = 0, prev_kv: bool = False
+    ) -> PutResult: ...
 
     async def get(
         self, key: bytes | str, *, revision: int = 0, serializable: bool = False
@@ -47,6 +59,15 @@ class KV(Protocol):
         serializable: bool = False,
     ) -> RangeResult: ...
 
+    async def delete(
+        self,
+        key: bytes | str,
+        range_end: bytes | str | None = None,
+        *,
+        prefix: bool = False,
+        prev_kv: bool = False,
+    ) -> DeleteRangeResult: ...
+
     async def txn(
         self,
         compare: Sequence[Compare] = (),
@@ -66,12 +87,25 @@ class KV(Protocol):
         progress_notify: bool = False,
     ) -> AsyncIterator[WatchResponse]: ...
 
+    async def lease_grant(self, ttl: int, *, lease_id: int = 0) -> LeaseGrantResult: ...
 
-async def close_watch(stream: AsyncIterator[WatchResponse]) -> None:
-    """Cancel a store watch (every store handle's stream has ``aclose``)."""
+    async def lease_revoke(self, lease_id: int) -> LeaseRevokeResult: ...
+
+    async def lease_keepalive(self, lease_id: int) -> int: ...
+
+    async def lease_time_to_live(self, lease_id: int, *, keys: bool = False) -> LeaseStatus: ...
+
+
+async def close_stream(stream: AsyncIterator[WatchResponse]) -> None:
+    """Cancel a watch now rather than when its stream is collected.
+
+    Raises:
+        TypeError: ``stream`` is not a watch stream (it has no ``aclose``).
+    """
     aclose = getattr(stream, "aclose", None)
-    if aclose is not None:
-        await aclose()
+    if aclose is None:
+        raise TypeError(f"{stream!r} is not a watch stream")
+    await aclose()
 
 
 if TYPE_CHECKING:
