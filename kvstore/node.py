@@ -24,7 +24,6 @@ serializable reads are answered from local state.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
 import random
@@ -37,6 +36,7 @@ from typing import Any, TypeVar
 from kvstore.clock import Clock, MonotonicClock
 from kvstore.errors import (
     InvariantError,
+    KvError,
     NotLeader,
     Overloaded,
     ProposalDropped,
@@ -137,7 +137,6 @@ class Node:
         self._reads_inflight: dict[bytes, _Read] = {}
         self._reads_applied: list[_Read] = []
         self._next_read = 0
-        self._revoking: set[int] = set()
         self._flush_scheduled = False
         self._wake = asyncio.Event()
         self._applied_event = asyncio.Event()
@@ -339,7 +338,7 @@ class Node:
                 except (ProposalDropped, NotLeader) as e:
                     fut = self._waiters.pop(data[:8], None)
                     if fut is not None and not fut.done():
-                        fut.set_exception(_as_unavailable(e, self._leader))
+                        fut.set_exception(_as_unavailable(e))
         reads = self._reads
         if reads is not None:
             self._reads = None
@@ -349,7 +348,7 @@ class Node:
             except (ProposalDropped, NotLeader) as e:
                 for f in reads.futures:
                     if not f.done():
-                        f.set_exception(_as_unavailable(e, self._leader))
+                        f.set_exception(_as_unavailable(e))
 
     async def _handle_ready(self, raw: RawNode, rd: Ready) -> None:
         disk, storage = self._need_disk()
@@ -443,7 +442,6 @@ class Node:
         elif was_leader and role != StateType.LEADER:
             logger.info("member %d is no longer the leader", self.member_id)
             self.machine.lessor.demote()
-            self._revoking.clear()
         if changed:
             self.leader_changed.set()
             self.leader_changed = asyncio.Event()
@@ -499,18 +497,18 @@ class Node:
     def _expire_leases(self) -> None:
         if self._role != StateType.LEADER:
             return
+        # The lessor offers an expired lease again only after a retry delay,
+        # so a revoke that is lost or still in flight is not proposed twice.
         for lease_id in self.machine.lessor.expired():
-            if lease_id in self._revoking:
-                continue
-            self._revoking.add(lease_id)
             logger.debug("member %d revokes expired lease %x", self.member_id, lease_id)
-            fut = self._submit(command.encode(LeaseRevokeRequest(id=lease_id)))
-            fut.add_done_callback(functools.partial(self._revoke_done, lease_id))
-
-    def _revoke_done(self, lease_id: int, fut: asyncio.Future[Any]) -> None:
-        self._revoking.discard(lease_id)
-        if not fut.cancelled():
-            fut.exception()  # consumed: a revoke of a gone lease is fine
+            try:
+                fut = self._submit(command.encode(LeaseRevokeRequest(id=lease_id)))
+            except KvError as e:
+                # Overloaded or stopping: the lessor offers it again later.
+                logger.debug("member %d defers revoking lease %x: %s", self.member_id,
+                             lease_id, e)
+                return
+            fut.add_done_callback(_consume)
 
     # ------------------------------------------------------------------
     # proposing and reading
@@ -781,7 +779,13 @@ def _txn_writes(req: TxnRequest) -> bool:
     return False
 
 
-def _as_unavailable(e: Exception, leader: NodeId) -> Exception:
+def _consume(fut: asyncio.Future[Any]) -> None:
+    """Retrieve a background proposal's outcome (a revoke of a gone lease is fine)."""
+    if not fut.cancelled():
+        fut.exception()
+
+
+def _as_unavailable(e: Exception) -> Exception:
     """A refusal from the core: it proposed nothing, so the client may retry."""
     if isinstance(e, (NotLeader, ProposalDropped)):
         return e

@@ -11,7 +11,7 @@ import pytest
 
 import kvstore
 from kvstore.clock import FakeClock
-from kvstore.errors import Compacted, LeaseNotFound, Unavailable
+from kvstore.errors import Compacted, LeaseNotFound, Overloaded, Unavailable
 from kvstore.mvcc.lease import MIN_TTL_SECONDS
 from kvstore.mvcc.types import EventType
 from kvstore.node import Node, NodeOptions
@@ -107,6 +107,37 @@ async def test_lease_expires_on_the_leaders_clock(tmp_path: Any) -> None:
         # The expiry was a replicated revoke: one revision, in the history.
         gone = await node.get("/eph", revision=rev - 1)
         assert gone is not None and gone.lease == short.id
+    finally:
+        await node.stop()
+
+
+async def test_an_overloaded_member_revokes_an_expired_lease_later(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FakeClock(1000.0)
+    options = NodeOptions(tick_interval=0.01)
+    node = await Node.start(data_dir=str(tmp_path / "d"), options=options, clock=clock)
+    try:
+        await asyncio.wait_for(_until_leader(node), 10)
+        lease = await node.lease_grant(MIN_TTL_SECONDS)
+        refused: list[bytes] = []
+        submit = node._submit
+
+        def overloaded(cmd: bytes) -> Any:
+            refused.append(cmd)
+            raise Overloaded("too many pending proposals; retry later")
+
+        monkeypatch.setattr(node, "_submit", overloaded)
+        clock.advance(MIN_TTL_SECONDS + 1)
+        while not refused:
+            await asyncio.sleep(0.01)
+        # The ticker kept running; once the member takes proposals again, the
+        # lessor offers the lease again and it is revoked.
+        monkeypatch.setattr(node, "_submit", submit)
+        clock.advance(10)
+        while lease.id in await node.lease_list():
+            await asyncio.sleep(0.01)
+        assert not any(t.done() for t in node._tasks)
     finally:
         await node.stop()
 
