@@ -14,10 +14,12 @@ workers at once) and routes the outcome:
 - any other ``Exception``: logged and added again, rate limited.
 
 ``setup`` receives a ``ControllerContext``: the clientset, this term's
-informers (one shared instance per resource name) and ``enqueue`` /
-``enqueue_after`` into this term's queue. It registers event handlers there;
-informers and queues are new in every term, so nothing registered in an
-earlier term fires again.
+informers (one shared instance per resource name; ``informer(name)`` gives
+the ``SharedInformer`` with its lister and indexer), ``enqueue`` /
+``enqueue_after`` into this term's queue, and an ``EventRecorder`` named
+after the controller. It registers event handlers there; informers and
+queues are new in every term, so nothing registered in an earlier term
+fires again.
 
 Plugins are found in a ``ControllerRegistry``: by ``register`` in code, and
 through the ``steersman.controllers`` entry point group, where each entry
@@ -35,6 +37,8 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from controllers.api.clientset import Clientset
+    from controllers.events import EventRecorder
+    from controllers.informers.shared_informer import SharedInformer
 
 __all__ = [
     "DONE",
@@ -104,8 +108,8 @@ class Informer(Protocol):
         """List and watch until ``stop`` is called or the task is cancelled."""
         ...
 
-    def stop(self) -> None:
-        """Make ``run`` return."""
+    async def stop(self) -> None:
+        """Make ``run`` return, and wait for it."""
         ...
 
     def has_synced(self) -> bool:
@@ -121,6 +125,22 @@ class ControllerContext:
     informers: Mapping[str, Informer]
     enqueue: Callable[[str], None]
     enqueue_after: Callable[[str, float], None]
+    recorder: EventRecorder
+
+    def informer(self, resource: str) -> SharedInformer:
+        """The ``SharedInformer`` of ``resource`` (a name the controller listed).
+
+        Raises:
+            KeyError: the controller did not list ``resource``.
+            TypeError: the manager was given informers that are not ``SharedInformer``.
+        """
+        from controllers.informers.shared_informer import SharedInformer
+
+        found = self.informers[resource]
+        if not isinstance(found, SharedInformer):
+            raise TypeError(f"the informer of {resource!r} is a {type(found).__name__}, "
+                            "not a SharedInformer")
+        return found
 
 
 @runtime_checkable

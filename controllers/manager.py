@@ -4,9 +4,11 @@
 wins a ``LeaderElector``; without, it leads at once. Each time it starts
 leading (a "term"):
 
-1. it makes one informer per resource name the controllers need (through
-   ``informer_factory``), and per controller a new ``RateLimitingQueue``
-   named after it, reporting to the manager's ``InMemoryMetricsProvider``;
+1. it makes one informer per resource name the controllers need (a new
+   ``SharedInformerFactory`` per term, or ``informer_factory`` if given),
+   and per controller a new ``RateLimitingQueue`` and ``EventRecorder``
+   named after it, the queue reporting to the manager's
+   ``InMemoryMetricsProvider``;
 2. it calls each controller's ``setup(context)``, then runs the informers;
 3. once all the informers a controller needs have synced, it starts that
    controller's ``workers_per_controller`` workers. Each loops ``get`` ->
@@ -38,6 +40,8 @@ from controllers.controller import (
     PermanentError,
     TemporaryError,
 )
+from controllers.events import EventRecorder
+from controllers.informers.factory import SharedInformerFactory
 from controllers.leaderelection import LeaderCallbacks, LeaderElector
 from controllers.workqueue.metrics import InMemoryMetricsProvider
 from controllers.workqueue.rate_limiters import RateLimiter
@@ -151,16 +155,15 @@ class Manager:
                 ``steersman.controllers`` entry points, limited to ``enabled``.
             workers_per_controller: workers per controller (at least 1).
             leader_election: None to lead at once, without a lease.
-            informer_factory: makes the informer of a resource name; needed
-                when a controller names informers.
+            informer_factory: makes the informer of a resource name; by
+                default each term's ``SharedInformerFactory`` on ``clientset``.
             rate_limiter_factory: makes each queue's limiter (client-go's
                 default controller limiter if None).
             clock: for queues, cache-sync polling and the election.
             cache_sync_poll: seconds between checks that informers synced.
 
         Raises:
-            ValueError: fewer than one worker, two controllers with one name,
-                or informers needed without an informer factory.
+            ValueError: fewer than one worker, or two controllers with one name.
         """
         if workers_per_controller < 1:
             raise ValueError("workers_per_controller must be at least 1")
@@ -173,8 +176,6 @@ class Manager:
         names = [c.name for c in controllers]
         if len(set(names)) != len(names):
             raise ValueError(f"controller names must be unique: {sorted(names)}")
-        if informer_factory is None and any(c.informers for c in controllers):
-            raise ValueError("these controllers need informers: give an informer_factory")
         self.clientset = clientset
         self._controllers = list(controllers)
         self._workers = workers_per_controller
@@ -242,17 +243,22 @@ class Manager:
     async def _lead(self) -> None:
         """One term: informers, queues and workers, until cancelled."""
         needed = sorted({name for c in self._controllers for name in c.informers})
-        informers: dict[str, Informer] = {}
-        if self._informer_factory is not None:
-            informers = {name: self._informer_factory(name) for name in needed}
+        make = self._informer_factory
+        if make is None:
+            make = SharedInformerFactory(self.clientset, clock=self._clock).informer_for
+        informers: dict[str, Informer] = {name: make(name) for name in needed}
         runners: list[_Runner] = []
+        recorders: list[EventRecorder] = []
         for controller in self._controllers:
             limiter = self._rate_limiter_factory() if self._rate_limiter_factory else None
             queue: RateLimitingQueue[str] = RateLimitingQueue(
                 limiter, name=controller.name, clock=self._clock,
                 metrics_provider=self._metrics)
+            recorder = EventRecorder(self.clientset, controller.name)
+            recorders.append(recorder)
             mine = {name: informers[name] for name in controller.informers}
-            controller.setup(ControllerContext(self.clientset, mine, queue.add, queue.add_after))
+            controller.setup(ControllerContext(self.clientset, mine, queue.add, queue.add_after,
+                                               recorder))
             runners.append(_Runner(controller, queue, self._workers, list(mine.values()),
                                    self._clock, self._sync_poll))
         self._runners = runners
@@ -265,12 +271,14 @@ class Manager:
             self._leading = False
             for runner in runners:
                 runner.queue.shut_down()
-            for informer in informers.values():
-                informer.stop()
             for task in tasks:
                 task.cancel()
             if tasks:
                 await asyncio.wait(tasks)
+            for informer in informers.values():
+                await informer.stop()
+            for recorder in recorders:
+                await recorder.close()
             for task in tasks:
                 if not task.cancelled() and task.exception() is not None:
                     _log.error("controller manager: a task failed", exc_info=task.exception())

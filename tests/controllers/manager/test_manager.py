@@ -201,7 +201,5 @@ def test_bad_configurations_are_refused(clock: FakeClock) -> None:
     api = offline_clientset()
     with pytest.raises(ValueError, match="unique"):
         Manager(api, [ToyController(), ToyController()], clock=clock)
-    with pytest.raises(ValueError, match="informer_factory"):
-        Manager(api, [ToyController(informers=["pods"])], clock=clock)
     with pytest.raises(ValueError, match="workers_per_controller"):
         Manager(api, [ToyController()], workers_per_controller=0, clock=clock)

@@ -73,7 +73,7 @@ class FakeInformer:
         finally:
             self.running = False
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
         self.stopped = True
 
     def has_synced(self) -> bool:
