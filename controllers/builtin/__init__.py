@@ -1,0 +1,1 @@
+"""The built-in controllers of Kubernetes, each a plugin for ``controllers.manager.Manager``."""
