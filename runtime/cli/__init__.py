@@ -11,6 +11,7 @@ import click
 
 from runtime.cli import bench as bench_cmds
 from runtime.cli import cluster as cluster_cmds
+from runtime.cli import kubectl as kubectl_cmds
 from runtime.cli import kv as kv_cmds
 from runtime.cli import sim as sim_cmds
 
@@ -33,6 +34,7 @@ def steer(ctx: click.Context, data_dir: str, endpoints: str | None, verbose: int
 
 cluster_cmds.register(steer)
 kv_cmds.register(steer)
+kubectl_cmds.register(steer)
 sim_cmds.register(steer)
 bench_cmds.register(steer)
 
