@@ -10,7 +10,8 @@ leading (a "term"):
    named after it, the queue reporting to the manager's
    ``InMemoryMetricsProvider``;
 2. it calls each controller's ``setup(context)``, then runs the informers;
-3. once all the informers a controller needs have synced, it starts that
+3. once all the informers a controller needs have synced (and their
+   handlers have handled the initial list), it starts that
    controller's ``workers_per_controller`` workers. Each loops ``get`` ->
    ``reconcile`` -> route the outcome (see ``controllers.controller``) ->
    ``done``; the queue guarantees no key is reconciled by two workers at once.
@@ -82,7 +83,7 @@ class _Runner:
 
     async def run(self) -> None:
         """Wait for the informers to sync, then run the workers until the queue shuts down."""
-        while not all(informer.has_synced() for informer in self._informers):
+        while not all(_initial_list_handled(informer) for informer in self._informers):
             if self.queue.shutting_down():
                 return
             await self._clock.sleep(self._sync_poll)
@@ -127,6 +128,14 @@ class _Runner:
             self.queue.add_rate_limited(key)
         else:
             self.queue.forget(key)
+
+
+def _initial_list_handled(informer: Informer) -> bool:
+    """Synced, and (for a ``SharedInformer``) its handlers have seen the initial list."""
+    if not informer.has_synced():
+        return False
+    idle = getattr(informer, "handlers_idle", None)
+    return bool(idle()) if callable(idle) else True
 
 
 class Manager:
