@@ -72,10 +72,10 @@ def parse_timestamp(text: str) -> float:
     return moment.timestamp()
 
 
-def meta(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """``obj["metadata"]`` (an empty dict if it is missing or not a dict)."""
+def meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``obj["metadata"]`` (empty if it is missing or not a mapping; frozen objects too)."""
     m = obj.get("metadata")
-    return m if isinstance(m, dict) else {}
+    return m if isinstance(m, Mapping) else {}
 
 
 def name_of(obj: Mapping[str, Any]) -> str:
@@ -90,16 +90,16 @@ def namespace_of(obj: Mapping[str, Any]) -> str:
     return ns if isinstance(ns, str) else ""
 
 
-def labels_of(obj: Mapping[str, Any]) -> dict[str, str]:
-    """``metadata.labels`` (an empty dict if unset)."""
+def labels_of(obj: Mapping[str, Any]) -> Mapping[str, str]:
+    """``metadata.labels`` (empty if unset)."""
     labels = meta(obj).get("labels")
-    return labels if isinstance(labels, dict) else {}
+    return labels if isinstance(labels, Mapping) else {}
 
 
-def annotations_of(obj: Mapping[str, Any]) -> dict[str, str]:
-    """``metadata.annotations`` (an empty dict if unset)."""
+def annotations_of(obj: Mapping[str, Any]) -> Mapping[str, str]:
+    """``metadata.annotations`` (empty if unset)."""
     notes = meta(obj).get("annotations")
-    return notes if isinstance(notes, dict) else {}
+    return notes if isinstance(notes, Mapping) else {}
 
 
 def namespaced_name(obj: Mapping[str, Any]) -> str:

@@ -19,6 +19,7 @@ Pure functions, one per write, each returning a new object and raising
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from controllers.api import deletion
@@ -104,7 +105,7 @@ def prepare_for_status_update(kind: Kind, obj: Obj, old: Obj) -> Obj:
     return new
 
 
-def _copy(src: dict[str, Any], dst: dict[str, Any], field: str) -> None:
+def _copy(src: Mapping[str, Any], dst: dict[str, Any], field: str) -> None:
     """Make ``dst[field]`` a copy of ``src[field]``, or absent if ``src`` lacks it."""
     if src.get(field) is not None:
         dst[field] = deep_copy({"v": src[field]})["v"]

@@ -29,10 +29,10 @@ __all__ = [
 ]
 
 
-def condition(obj: Mapping[str, Any], type_: str) -> dict[str, Any] | None:
+def condition(obj: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
     """The ``status.conditions`` entry of ``type_``, if any."""
     for cond in (obj.get("status") or {}).get("conditions") or []:
-        if isinstance(cond, dict) and cond.get("type") == type_:
+        if isinstance(cond, Mapping) and cond.get("type") == type_:
             return cond
     return None
 
@@ -78,10 +78,10 @@ def owner_reference(owner: Mapping[str, Any], *, controller: bool = True,
             "blockOwnerDeletion": block_owner_deletion}
 
 
-def controller_ref(obj: Mapping[str, Any]) -> dict[str, Any] | None:
+def controller_ref(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The owner reference with ``controller: true``, if any."""
     for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
-        if isinstance(ref, dict) and ref.get("controller"):
+        if isinstance(ref, Mapping) and ref.get("controller"):
             return ref
     return None
 

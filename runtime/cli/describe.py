@@ -12,6 +12,7 @@ of one level, as kubectl's tab writer does.
 from __future__ import annotations
 
 import email.utils
+from collections.abc import Mapping
 from typing import Any
 
 import click
@@ -84,7 +85,7 @@ def _l(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _pairs(m: dict[str, Any], sep: str = "=") -> str:
+def _pairs(m: Mapping[str, Any], sep: str = "=") -> str:
     return "\n".join(f"{k}{sep}{v}" for k, v in sorted(m.items())) or NONE
 
 
