@@ -46,11 +46,26 @@ def _show(states: list[MemberState]) -> None:
 @click.option("--detach", is_flag=True, help="return once a leader is elected")
 @click.option("--unsafe-no-fsync", is_flag=True, hidden=True,
               help="never fsync (benchmarks only: writes are not durable)")
+@click.option("--no-control-plane", is_flag=True,
+              help="run the store only: no controllers, scheduler or kubelets")
+@click.option("--simulated-kubelet", is_flag=True,
+              help="kubelets start no processes; pods become Running at once")
+@click.option("--member-arg", "member_args", multiple=True, hidden=True,
+              help="an extra argument for every member process (repeatable)")
 @click.pass_context
-def up(ctx: click.Context, nodes: int, base_port: int, detach: bool, unsafe_no_fsync: bool) -> None:
-    """Start a local cluster of NODES member processes (restarting any that are down)."""
+def up(ctx: click.Context, nodes: int, base_port: int, detach: bool, unsafe_no_fsync: bool,
+       no_control_plane: bool, simulated_kubelet: bool, member_args: tuple[str, ...]) -> None:
+    """Start a local cluster of NODES member processes (restarting any that are down).
+
+    Each member runs a store member, and (unless --no-control-plane) a
+    controller manager and a scheduler (one of each is active cluster-wide)
+    and a kubelet for its Node, member-N.
+    """
     cluster = LocalCluster(ctx.obj["data_dir"])
     extra = ["--unsafe-no-fsync"] if unsafe_no_fsync else []
+    extra += ["--no-control-plane"] if no_control_plane else []
+    extra += ["--simulated-kubelet"] if simulated_kubelet else []
+    extra += list(member_args)
     cf, started = cluster.up(nodes, base_port, extra_args=extra)
     if started:
         _err.print(f"started member(s) {', '.join(map(str, started))} in {cluster.data_dir}")

@@ -22,7 +22,8 @@ def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
     c = LocalCluster(str(tmp_path / "steer"))
     try:
         c.up(1, free_port_block(2), extra_args=["--tick-interval", "0.05",
-                                                "--election-ticks", "10"])
+                                                "--election-ticks", "10",
+                                                "--no-control-plane"])
         leader = asyncio.run(c.wait_for_leader(timeout=20))
         assert leader is not None
         yield c

@@ -28,7 +28,8 @@ __all__ = ["ELECTION_TIMEOUT", "FAST_ARGS", "ProcCluster", "poll_until"]
 TICK = 0.05
 ELECTION_TICKS = 10
 ELECTION_TIMEOUT = TICK * ELECTION_TICKS
-FAST_ARGS = ["--tick-interval", str(TICK), "--election-ticks", str(ELECTION_TICKS)]
+FAST_ARGS = ["--tick-interval", str(TICK), "--election-ticks", str(ELECTION_TICKS),
+             "--no-control-plane"]
 
 
 async def poll_until(

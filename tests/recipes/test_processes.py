@@ -80,7 +80,8 @@ async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
     try:
         cf, _ = local.up(
             3, _free_base_port(),
-            extra_args=["--tick-interval", "0.05", "--election-ticks", "10", "--unsafe-no-fsync"],
+            extra_args=["--tick-interval", "0.05", "--election-ticks", "10", "--unsafe-no-fsync",
+                        "--no-control-plane"],
         )
         assert await local.wait_for_leader(timeout=TIMEOUT) is not None
         yield [m.client for m in cf.members]
