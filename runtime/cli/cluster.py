@@ -50,8 +50,9 @@ def _show(states: list[MemberState]) -> None:
               help="run the store only: no controllers, scheduler or kubelets")
 @click.option("--simulated-kubelet", is_flag=True,
               help="kubelets start no processes; pods become Running at once")
-@click.option("--member-arg", "member_args", multiple=True, hidden=True,
-              help="an extra argument for every member process (repeatable)")
+@click.option("--member-arg", "member_args", multiple=True,
+              help="an extra argument for every member process, e.g. a timing flag of "
+                   "`python -m runtime.host` (repeatable)")
 @click.pass_context
 def up(ctx: click.Context, nodes: int, base_port: int, detach: bool, unsafe_no_fsync: bool,
        no_control_plane: bool, simulated_kubelet: bool, member_args: tuple[str, ...]) -> None:

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.slow
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "nginx-deployment.yaml"
 MEMBER_ARGS = ["--tick-interval", "0.05", "--election-ticks", "10",
                "--leader-lease-duration", "3", "--node-heartbeat-interval", "0.5",
-               "--node-grace-period", "3", "--pod-eviction-timeout", "1"]
+               "--node-grace-period", "5", "--pod-eviction-timeout", "1"]
 DEPLOY = "nginx-deployment"
 
 TROUBLE = """
@@ -103,11 +103,12 @@ class Steer:
         return result
 
 
-def eventually(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+def eventually(check: Callable[[], bool], what: str, timeout: float = 60.0,
+               explain: Callable[[], str] = lambda: "") -> None:
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}\n{explain()}")
         time.sleep(0.2)
 
 
@@ -184,14 +185,15 @@ def test_quickstart_deployment_end_to_end(cluster: LocalCluster) -> None:
     s = Steer(cluster)
     # Nodes register themselves, one per member.
     eventually(lambda: "member-3" in s("get", "nodes").stdout
-               and s("get", "nodes").stdout.count(" Ready ") == 3, "three Ready nodes")
+               and s("get", "nodes").stdout.count(" Ready ") == 3, "three Ready nodes",
+               explain=lambda: s("get", "nodes").stdout)
     s("apply", "-f", "-", input=TROUBLE)
 
     # apply: two pods Running on the member nodes; `get deploy` shows 2/2.
     assert s("apply", "-f", str(FIXTURE)).stdout == f"deployment.apps/{DEPLOY} created\n"
     eventually(lambda: deployment_done(s, 2), "2/2 available")
     assert s("get", "deploy").stdout.splitlines()[1].split()[:2] == [DEPLOY, "2/2"]
-    nginx = [p for p in s.pods() if p["metadata"]["labels"].get("app") == "nginx"]
+    nginx = [p for p in s.pods() if p["metadata"].get("labels", {}).get("app") == "nginx"]
     assert len(nginx) == 2
     assert {p["status"]["phase"] for p in nginx} == {"Running"}
     assert {p["spec"]["nodeName"] for p in nginx} <= {"member-1", "member-2", "member-3"}
@@ -200,7 +202,7 @@ def test_quickstart_deployment_end_to_end(cluster: LocalCluster) -> None:
     s("scale", f"deploy/{DEPLOY}", "--replicas", "4")
     eventually(lambda: deployment_done(s, 4), "4/4 available")
     first_rs = {controller_ref(p)["name"] for p in s.pods()  # type: ignore[index]
-                if p["metadata"]["labels"].get("app") == "nginx"}
+                if p["metadata"].get("labels", {}).get("app") == "nginx"}
     assert len(first_rs) == 1
 
     # set image: never more than 4 + 1 pods, never fewer than 4 - 1 available.
@@ -219,7 +221,7 @@ def test_quickstart_deployment_end_to_end(cluster: LocalCluster) -> None:
     s("rollout", "undo", f"deploy/{DEPLOY}")
     eventually(lambda: deployment_done(s, 4), "the rollback")
     eventually(lambda: {controller_ref(p)["name"] for p in s.pods()  # type: ignore[index]
-                        if p["metadata"]["labels"].get("app") == "nginx"
+                        if p["metadata"].get("labels", {}).get("app") == "nginx"
                         and not p["metadata"].get("deletionTimestamp")} == first_rs,
                "pods of the first ReplicaSet only")
     rs = s.get("replicasets", old)
@@ -228,12 +230,18 @@ def test_quickstart_deployment_end_to_end(cluster: LocalCluster) -> None:
         == "nginx:1.7.9"
 
     # The crash-looping container restarts with back-off; the unready pod is not ready.
+    def restarts() -> int:
+        statuses = s.get("pods", "crasher")["status"].get("containerStatuses") or [{}]
+        return int(statuses[0].get("restartCount", 0))
+
+    eventually(lambda: restarts() >= 1, "the crashing container to restart", timeout=40)
     crasher = s.get("pods", "crasher")["status"]
-    assert crasher["containerStatuses"][0]["restartCount"] >= 1
     assert s.get("pods", "unready")["status"]["phase"] == "Running"
     assert not is_pod_ready(s.get("pods", "unready"))
-    assert "CrashLoopBackOff" in s("get", "pods", "crasher").stdout \
-        or crasher["containerStatuses"][0]["restartCount"] >= 2
+    assert crasher["containerStatuses"][0]["lastState"]["terminated"]["exitCode"] == 3
+    # It exits again at once and waits out a longer back-off.
+    eventually(lambda: "CrashLoopBackOff" in s("get", "pods", "crasher").stdout,
+               "CrashLoopBackOff", timeout=30, explain=lambda: s("get", "pods").stdout)
     assert "starting" in s("logs", "crasher").stdout
 
     # kill -9 the member whose controller manager is active.
@@ -256,12 +264,16 @@ def test_quickstart_deployment_end_to_end(cluster: LocalCluster) -> None:
     assert f"{active}   NotReady" in s("get", "nodes").stdout
 
     def recovered() -> bool:
-        nginx = [p for p in s.pods() if p["metadata"]["labels"].get("app") == "nginx"
+        nginx = [p for p in s.pods() if p["metadata"].get("labels", {}).get("app") == "nginx"
                  and not p["metadata"].get("deletionTimestamp")]
         return (deployment_done(s, 4) and len(nginx) == 4
                 and all(p["spec"].get("nodeName") not in ("", None, active) for p in nginx)
                 and all(is_pod_ready(p) for p in nginx))
 
-    eventually(recovered, "4/4 available on the surviving nodes", timeout=60)
+    def state() -> str:
+        return (s("get", "pods", "-o", "wide").stdout + s("get", "rs").stdout
+                + json.dumps(s.get("deployments", DEPLOY)["status"], indent=1))
+
+    eventually(recovered, "4/4 available on the surviving nodes", timeout=60, explain=state)
     assert json.loads(s("get", "deploy", DEPLOY, "-o", "json").stdout)["status"][
         "availableReplicas"] == 4
