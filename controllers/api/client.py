@@ -34,7 +34,7 @@ import random
 import uuid
 from typing import Any
 
-from controllers.api import deletion, strategy
+from controllers.api import deletion, service_ips, strategy
 from controllers.api.errors import AlreadyExists, BadRequest, Conflict, Forbidden, NotFound
 from controllers.api.kinds import REGISTRY, Kind, KindRegistry
 from kvstore.kv import KV
@@ -168,10 +168,12 @@ class ResourceClient:
             if self.kind.namespaced:
                 ns_entry = await self._namespace_for_create(m["namespace"], m["name"])
                 guards.append(compare(ns_entry.key, CompareTarget.MOD, "=", ns_entry.mod_revision))
-            res = await self.kv.txn(guards, [op_put(key, encode(obj))], [op_range(key)])
+            stored, ips = await service_ips.on_create(self.kv, self.kind, obj, self.rng)
+            res = await self.kv.txn([*guards, *ips.compares],
+                                    [op_put(key, encode(stored)), *ips.ops], [op_range(key)])
             if res.succeeded:
-                m["resourceVersion"] = str(res.header_revision)
-                return obj
+                stored["metadata"]["resourceVersion"] = str(res.header_revision)
+                return stored
             if _range_kvs(res.responses):
                 raise AlreadyExists(self.kind.resource, m["name"])
         raise Conflict(self.kind.resource, m["name"], "the namespace kept changing")
@@ -200,8 +202,10 @@ class ResourceClient:
         obj = self._typed_copy(obj)
         key, name, expected = self._target(obj)
         current = await self._current(key, name, expected)
-        new = strategy.prepare_for_update(self.kind, obj, decode(current))
-        return await self._commit(key, current, new)
+        old = decode(current)
+        new, ips = await service_ips.on_update(
+            self.kv, self.kind, strategy.prepare_for_update(self.kind, obj, old), old, self.rng)
+        return await self._commit(key, current, new, ips)
 
     async def update_status(self, obj: Obj) -> Obj:
         """Replace ``status`` only (CAS on ``metadata.resourceVersion``).
@@ -217,18 +221,21 @@ class ResourceClient:
         new = strategy.prepare_for_status_update(self.kind, obj, decode(current))
         return await self._commit(key, current, new)
 
-    async def _commit(self, key: str, current: KeyValue, new: Obj) -> Obj:
+    async def _commit(self, key: str, current: KeyValue, new: Obj,
+                      ips: service_ips.TxnPart = service_ips.NO_TXN_PART) -> Obj:
         """Write ``new`` over ``current`` (or delete it, if nothing holds it any more)."""
         name = new["metadata"]["name"]
         guard = [compare(key, CompareTarget.MOD, "=", current.mod_revision)]
         if deletion.is_ready_to_remove(self.kind, new):
-            res = await self.kv.txn(guard, [op_delete(key)], [op_range(key)])
+            release = service_ips.release(self.kind, decode(current))
+            res = await self.kv.txn(guard, [op_delete(key), *release], [op_range(key)])
         else:
             new["metadata"]["resourceVersion"] = str(current.mod_revision)
             if new == decode(current):
                 # Nothing changed (key order aside): write nothing, as Kubernetes does.
                 return new
-            res = await self.kv.txn(guard, [op_put(key, encode(new))], [op_range(key)])
+            res = await self.kv.txn([*guard, *ips.compares], [op_put(key, encode(new)), *ips.ops],
+                                    [op_range(key)])
         if not res.succeeded:
             if not _range_kvs(res.responses):
                 raise NotFound(self.kind.resource, name)
@@ -323,8 +330,9 @@ class ResourceClient:
             if not plan.remove and not plan.changed:
                 return old
             guard = [compare(key, CompareTarget.MOD, "=", current.mod_revision)]
-            op = op_delete(key) if plan.remove else op_put(key, encode(plan.obj))
-            res = await self.kv.txn(guard, [op])
+            ops = ([op_delete(key), *service_ips.release(self.kind, old)] if plan.remove
+                   else [op_put(key, encode(plan.obj))])
+            res = await self.kv.txn(guard, ops)
             if res.succeeded:
                 plan.obj["metadata"]["resourceVersion"] = str(res.header_revision)
                 return plan.obj

@@ -1,8 +1,8 @@
 """The built-in controllers of Kubernetes, each a plugin for ``controllers.manager.Manager``.
 
 ``CONTROLLER_MANAGER`` names the controllers kube-controller-manager runs
-(here: ReplicaSet, Deployment, garbage collector, namespace, node
-lifecycle); the scheduler runs under a manager and a lock of its own.
+(here: ReplicaSet, Deployment, Endpoints, garbage collector, namespace,
+node lifecycle); the scheduler runs under a manager and a lock of its own.
 ``register_builtins`` puts every one of them in a ``ControllerRegistry``.
 Modules are imported only when a controller is made.
 """
@@ -18,6 +18,7 @@ __all__ = ["BUILTIN", "CONTROLLER_MANAGER", "SCHEDULER", "builtin_factory", "reg
 
 BUILTIN: dict[str, str] = {
     "deployment": "controllers.builtin.deployment:DeploymentController",
+    "endpoints": "controllers.builtin.endpoints:EndpointsController",
     "garbage-collector": "controllers.builtin.garbagecollector:GarbageCollector",
     "namespace": "controllers.builtin.namespace:NamespaceController",
     "node-lifecycle": "controllers.builtin.nodelifecycle:NodeLifecycleController",
@@ -26,8 +27,8 @@ BUILTIN: dict[str, str] = {
 }
 """Every built-in controller: name -> ``module:class``."""
 
-CONTROLLER_MANAGER = ("deployment", "garbage-collector", "namespace", "node-lifecycle",
-                      "replicaset")
+CONTROLLER_MANAGER = ("deployment", "endpoints", "garbage-collector", "namespace",
+                      "node-lifecycle", "replicaset")
 SCHEDULER = ("scheduler",)
 
 
