@@ -1,7 +1,7 @@
 """The built-in controllers of Kubernetes, each a plugin for ``controllers.manager.Manager``.
 
 ``CONTROLLER_MANAGER`` names the controllers kube-controller-manager runs
-(here: ReplicaSet, Deployment, Endpoints, garbage collector, namespace,
+(here: ReplicaSet, Deployment, DaemonSet, Endpoints, garbage collector, namespace,
 node lifecycle); the scheduler runs under a manager and a lock of its own.
 ``register_builtins`` puts every one of them in a ``ControllerRegistry``.
 Modules are imported only when a controller is made.
@@ -17,6 +17,7 @@ from controllers.controller import REGISTRY, Controller, ControllerRegistry
 __all__ = ["BUILTIN", "CONTROLLER_MANAGER", "SCHEDULER", "builtin_factory", "register_builtins"]
 
 BUILTIN: dict[str, str] = {
+    "daemonset": "controllers.builtin.daemonset:DaemonSetController",
     "deployment": "controllers.builtin.deployment:DeploymentController",
     "endpoints": "controllers.builtin.endpoints:EndpointsController",
     "garbage-collector": "controllers.builtin.garbagecollector:GarbageCollector",
@@ -27,7 +28,7 @@ BUILTIN: dict[str, str] = {
 }
 """Every built-in controller: name -> ``module:class``."""
 
-CONTROLLER_MANAGER = ("deployment", "endpoints", "garbage-collector", "namespace",
+CONTROLLER_MANAGER = ("daemonset", "deployment", "endpoints", "garbage-collector", "namespace",
                       "node-lifecycle", "replicaset")
 SCHEDULER = ("scheduler",)
 
