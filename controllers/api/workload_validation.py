@@ -180,7 +180,7 @@ def validate_cron_schedule(schedule: str) -> str | None:
     """Why ``schedule`` is not a 5-field cron line or a macro like ``@hourly`` (``None``: fine)."""
     text = schedule.strip()
     if text.startswith("@"):
-        return None if text in _CRON_MACROS or text.startswith("@every ") else "unknown macro"
+        return None if text in _CRON_MACROS else "unknown macro"
     fields = text.split()
     if len(fields) != 5:
         return f"expected exactly 5 fields, found {len(fields)}"

@@ -1,8 +1,8 @@
 """The built-in controllers of Kubernetes, each a plugin for ``controllers.manager.Manager``.
 
 ``CONTROLLER_MANAGER`` names the controllers kube-controller-manager runs
-(here: ReplicaSet, Deployment, DaemonSet, Endpoints, garbage collector, namespace,
-node lifecycle); the scheduler runs under a manager and a lock of its own.
+(here: ReplicaSet, Deployment, DaemonSet, Job, CronJob, Endpoints, garbage
+collector, namespace, node lifecycle); the scheduler runs under a manager and a lock of its own.
 ``register_builtins`` puts every one of them in a ``ControllerRegistry``.
 Modules are imported only when a controller is made.
 """
@@ -17,10 +17,12 @@ from controllers.controller import REGISTRY, Controller, ControllerRegistry
 __all__ = ["BUILTIN", "CONTROLLER_MANAGER", "SCHEDULER", "builtin_factory", "register_builtins"]
 
 BUILTIN: dict[str, str] = {
+    "cronjob": "controllers.builtin.cronjob:CronJobController",
     "daemonset": "controllers.builtin.daemonset:DaemonSetController",
     "deployment": "controllers.builtin.deployment:DeploymentController",
     "endpoints": "controllers.builtin.endpoints:EndpointsController",
     "garbage-collector": "controllers.builtin.garbagecollector:GarbageCollector",
+    "job": "controllers.builtin.job:JobController",
     "namespace": "controllers.builtin.namespace:NamespaceController",
     "node-lifecycle": "controllers.builtin.nodelifecycle:NodeLifecycleController",
     "replicaset": "controllers.builtin.replicaset:ReplicaSetController",
@@ -28,8 +30,8 @@ BUILTIN: dict[str, str] = {
 }
 """Every built-in controller: name -> ``module:class``."""
 
-CONTROLLER_MANAGER = ("daemonset", "deployment", "endpoints", "garbage-collector", "namespace",
-                      "node-lifecycle", "replicaset")
+CONTROLLER_MANAGER = ("cronjob", "daemonset", "deployment", "endpoints", "garbage-collector",
+                      "job", "namespace", "node-lifecycle", "replicaset")
 SCHEDULER = ("scheduler",)
 
 

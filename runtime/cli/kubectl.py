@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import click
 
+from runtime.cli.create import create
 from runtime.cli.describe import describe
 from runtime.cli.get import get
 from runtime.cli.logs import logs
@@ -18,7 +19,7 @@ from runtime.cli.rollout import rollout
 __all__ = ["COMMANDS", "register"]
 
 COMMANDS: tuple[click.Command, ...] = (apply, get, describe, delete, scale, set_, label,
-                                       rollout, logs)
+                                       rollout, logs, create)
 
 
 def register(group: click.Group) -> None:

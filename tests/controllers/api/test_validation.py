@@ -299,3 +299,13 @@ def test_update_rules(kind: str, obj: Obj, change: Callable[[Obj], object],
     except Invalid as e:
         found = [(c.field, c.type) for c in e.causes]
     assert found == expected
+
+
+@pytest.mark.parametrize(("schedule", "reason"), [
+    ("*/5 * * * *", None), ("@hourly", None), ("@every 5m", "unknown macro"),
+    ("* * * *", "expected exactly 5 fields, found 4")])
+def test_cron_schedules_are_the_five_field_form_or_a_known_macro(
+        schedule: str, reason: str | None) -> None:
+    from controllers.api.workload_validation import validate_cron_schedule
+
+    assert validate_cron_schedule(schedule) == reason
