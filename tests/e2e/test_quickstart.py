@@ -12,27 +12,20 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
 import kvstore
 from controllers.api import Clientset, NotFound
 from controllers.builtin.podutil import controller_ref, is_pod_ready
-from runtime.cli import steer
 from runtime.cluster import LocalCluster
-from tests.kvstore.ports import free_port_block
+from tests.e2e.support import Steer, eventually
 
 pytestmark = pytest.mark.slow
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "nginx-deployment.yaml"
-MEMBER_ARGS = ["--tick-interval", "0.05", "--election-ticks", "10",
-               "--leader-lease-duration", "3", "--node-heartbeat-interval", "0.5",
-               "--node-grace-period", "5", "--pod-eviction-timeout", "1"]
 DEPLOY = "nginx-deployment"
 
 TROUBLE = """
@@ -56,60 +49,6 @@ spec:
       exec: {command: ["sh", "-c", "exit 1"]}
       periodSeconds: 1
 """
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    c = LocalCluster(str(tmp_path / ".steer"))
-    try:
-        c.up(3, free_port_block(6), extra_args=MEMBER_ARGS)
-        assert asyncio.run(c.wait_for_leader(timeout=30)) is not None
-        yield c
-    finally:
-        c.down()
-
-
-class Steer:
-    """`steer` commands run in-process against the cluster's folder."""
-
-    def __init__(self, cluster: LocalCluster) -> None:
-        self.runner = CliRunner(env={"STEER_ENDPOINTS": ""})
-        self.base = ["--data-dir", str(cluster.data_dir)]
-        cluster_file = cluster.load()
-        assert cluster_file is not None
-        self.endpoints = [m.client for m in cluster_file.members]
-
-    def __call__(self, *args: str, input: str | None = None) -> Result:
-        r = self.runner.invoke(steer, [*self.base, *args], input=input)
-        assert r.exit_code == 0, f"steer {' '.join(args)}: {r.stdout}{r.stderr}"
-        return r
-
-    def read(self, fn: Callable[[Clientset], Any]) -> Any:
-        async def go() -> Any:
-            async with kvstore.connect(self.endpoints) as kv:
-                return await fn(Clientset(kv))
-        return asyncio.run(go())
-
-    def pods(self) -> list[dict[str, Any]]:
-        async def go(api: Clientset) -> list[dict[str, Any]]:
-            return list((await api.resource("pods").list("default"))["items"])
-        result: list[dict[str, Any]] = self.read(go)
-        return result
-
-    def get(self, resource: str, name: str, namespace: str = "default") -> dict[str, Any]:
-        async def go(api: Clientset) -> dict[str, Any]:
-            return await api.resource(resource).get(name, namespace)
-        result: dict[str, Any] = self.read(go)
-        return result
-
-
-def eventually(check: Callable[[], bool], what: str, timeout: float = 60.0,
-               explain: Callable[[], str] = lambda: "") -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}\n{explain()}")
-        time.sleep(0.2)
 
 
 def deployment_done(s: Steer, replicas: int) -> bool:
