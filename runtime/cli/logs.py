@@ -13,9 +13,11 @@ annotation or the first container is used, and a note says so on stderr.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 import aiohttp
+
 import click
 
 from controllers.api import ApiError, Clientset
@@ -114,9 +116,8 @@ def logs(ctx: click.Context, pod: str, container: str | None, follow: bool, tail
         kind, _, pod = pod.partition("/")
         if kind not in ("pod", "pods", "po"):
             fail(f"logs of {kind} are not supported: name a pod")
-    out = click.get_binary_stream("stdout")
-
     def write(chunk: bytes) -> None:
+        out = sys.stdout.buffer  # looked up per call: test runners swap sys.stdout
         out.write(chunk)
         out.flush()
 
