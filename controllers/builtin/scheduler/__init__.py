@@ -17,8 +17,10 @@ General layout (imports point down only):
 
 A third-party plugin is a class (or a no-argument factory) with a ``name``
 and ``filter(pod, node) -> Status`` and/or ``score(pod, node) -> int``
-(optionally ``normalize_scores``), registered with ``register_plugin`` or
-declared under the ``steersman.scheduler_plugins`` entry point group.
+(optionally ``normalize_scores``, and the shortcuts ``skip_filter``,
+``skip_score`` and ``score_nodes``: see ``framework``), registered with
+``register_plugin`` or declared under the ``steersman.scheduler_plugins``
+entry point group.
 """
 
 from __future__ import annotations

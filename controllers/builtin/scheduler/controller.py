@@ -7,15 +7,22 @@ not being deleted or finished, and name this scheduler in
 Order: the manager's work queue is FIFO, so the scheduler keeps its own
 ``SchedulingQueue`` (highest ``spec.priority`` first, then the oldest). A
 key handed to ``reconcile`` only says "a pod may be ready": ``reconcile``
-schedules the best active pod, whichever it is, and puts the key back if
-its own pod is still waiting its turn. One worker (the manager's default)
-gives strict priority order; more workers are safe (each attempt counts
-the pods the others have just placed) but only roughly ordered.
+takes the best active pods, whichever they are (up to ``parallel_binds``),
+and puts the key back if its own pod is still waiting its turn. It decides
+for them one after the other, in queue order, each decision counting the
+pods placed by the ones before, and then waits for their bindings (store
+writes) together, as kube-scheduler's binding cycles run next to its
+scheduling cycle. One worker (the manager's default) gives strict priority
+order; more workers are safe (each attempt counts the pods the others have
+just placed) but only roughly ordered.
 
 One attempt, on the cache (no store reads):
 
 1. ``schedule`` filters and scores the nodes (``algorithm``), with the
-   plugins the constructor enabled (``plugins.make_profile``).
+   plugins the constructor enabled (``plugins.make_profile``). On a big
+   cluster it stops filtering once enough nodes fit
+   (``percentage_of_nodes_to_score``), and each attempt starts where the
+   previous one stopped, so every node gets its turn.
 2. Fit: the pod is assumed on the node in the cache, then bound by an
    ``update`` setting ``spec.nodeName`` (CAS on ``resourceVersion``); its
    ``PodScheduled`` condition becomes ``True`` and a ``Scheduled`` event
@@ -38,6 +45,8 @@ queue also reads through the pod informer), so tests drive them with a
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 import random
 from collections.abc import Mapping, Sequence
@@ -51,6 +60,7 @@ from controllers.builtin.scheduler.framework import PluginRegistry, PodInfo
 from controllers.builtin.scheduler.plugins import make_profile
 from controllers.builtin.scheduler.queue import (
     PodState,
+    QueuedPod,
     SchedulingQueue,
     check_backoffs,
 )
@@ -139,7 +149,9 @@ class Scheduler:
                  initial_backoff_seconds: float = 1.0,
                  max_backoff_seconds: float = 10.0,
                  max_unschedulable_seconds: float = 300.0,
-                 bind_attempts: int = 3) -> None:
+                 bind_attempts: int = 3,
+                 percentage_of_nodes_to_score: int = 0,
+                 parallel_binds: int = 16) -> None:
         """Create a scheduler running the plugins named (all registered ones when None).
 
         Args:
@@ -150,13 +162,23 @@ class Scheduler:
             registry: where plugin names are looked up (``plugins.REGISTRY``).
             rng: breaks ties between equally scored nodes; None: by node name.
             bind_attempts: how often a pod that keeps changing under a bind is retried.
+            percentage_of_nodes_to_score: Kubernetes' ``percentageOfNodesToScore``
+                (1..100; 0, the default, adapts to the cluster size; see ``algorithm``).
+            parallel_binds: how many pods one ``reconcile`` takes from the queue, decides
+                one after the other, and then binds concurrently (1: one pod at a time).
 
         Raises:
             KeyError, TypeError, ValueError: see ``plugins.make_profile``.
+            ValueError: also for a percentage outside 0..100, or ``parallel_binds`` below 1.
         """
         if bind_attempts < 1:
             raise ValueError("bind_attempts must be at least 1")
-        self.profile = make_profile(filters, scores, weights, registry)
+        if parallel_binds < 1:
+            raise ValueError("parallel_binds must be at least 1")
+        self.parallel_binds = parallel_binds
+        self.profile = dataclasses.replace(
+            make_profile(filters, scores, weights, registry),
+            percentage_of_nodes_to_score=percentage_of_nodes_to_score)
         self.scheduler_name = scheduler_name
         self.rng = rng
         self.bind_attempts = bind_attempts
@@ -168,6 +190,8 @@ class Scheduler:
         self.queue: SchedulingQueue | None = None
         # Scheduling attempts made, for tests and metrics.
         self.attempts = 0
+        # Where the next attempt starts filtering (Kubernetes' nextStartNodeIndex).
+        self._next_start = 0
 
     # -- setup and event handlers ----------------------------------------------------
     def setup(self, context: ControllerContext) -> None:
@@ -256,19 +280,31 @@ class Scheduler:
         if context is None or queue is None:
             raise RuntimeError("reconcile before setup")
         own_wait = queue.wake(key)
-        entry = queue.pop()
-        popped_wait: float | None = None
-        if entry is not None:
-            try:
-                popped_wait = await self._attempt(entry.key, entry.pod)
-            except Exception:
+        entries: list[QueuedPod] = []
+        while len(entries) < self.parallel_binds:
+            entry = queue.pop()
+            if entry is None:
+                break
+            entries.append(entry)
+        # Each attempt decides and assumes before its first await, so in the order
+        # popped: every decision counts the pods placed by the ones before it.
+        outcomes = await asyncio.gather(*(self._attempt(e.key, e.pod) for e in entries),
+                                        return_exceptions=True)
+        failure: BaseException | None = None
+        for entry, outcome in zip(entries, outcomes):
+            popped_wait: float | None = None
+            if isinstance(outcome, BaseException):
                 self.cache.forget(entry.key)
-                self._trigger(entry.key, queue.backoff(entry.key))
-                raise
+                popped_wait = queue.backoff(entry.key)
+                failure = failure or outcome
+            else:
+                popped_wait = outcome
             if entry.key != key:
                 self._trigger(entry.key, popped_wait)
             else:
                 own_wait = popped_wait
+        if failure is not None:
+            raise failure
         if queue.state(key) is PodState.ACTIVE:
             context.enqueue(key)  # still waiting its turn: come back for it
             return DONE
@@ -288,7 +324,9 @@ class Scheduler:
             except ValueError as e:
                 await self._record_unschedulable(pod, f"invalid resource request: {e}")
                 return queue.unschedulable(key)
-            result = schedule(info, self.cache.node_infos(), self.profile, self.rng)
+            result = schedule(info, self.cache.node_infos(), self.profile, self.rng,
+                              start=self._next_start)
+            self._next_start = result.next_start
             if result.node is None:
                 await self._record_unschedulable(pod, result.message)
                 return queue.unschedulable(key)

@@ -75,6 +75,10 @@ class NodeNameFilter:
 
     name = "NodeName"
 
+    def skip_filter(self, pod: PodInfo) -> bool:
+        """A pod that names no node passes everywhere."""
+        return not pod.node_name
+
     def filter(self, pod: PodInfo, node: NodeInfo) -> Status:
         if pod.node_name and pod.node_name != node.name:
             return Status.unschedulable(ERR_NODE_NAME)
@@ -87,6 +91,8 @@ class TaintTolerationFilter:
     name = "TaintToleration"
 
     def filter(self, pod: PodInfo, node: NodeInfo) -> Status:
+        if not node.taints:
+            return SUCCESS
         taint = find_untolerated_taint(node.taints, pod.tolerations)
         if taint is not None:
             return Status.unschedulable(f"node(s) had untolerated taint {taint.describe()}")
@@ -112,6 +118,10 @@ class NodeAffinityFilter:
 
     name = "NodeAffinity"
 
+    def skip_filter(self, pod: PodInfo) -> bool:
+        """A pod with neither a node selector nor required affinity passes everywhere."""
+        return not pod.affinity.node_selector and pod.affinity.required is None
+
     def filter(self, pod: PodInfo, node: NodeInfo) -> Status:
         if pod.affinity.matches(node.labels, node.name):
             return SUCCESS
@@ -122,6 +132,10 @@ class NodePortsFilter:
     """Requested host ports must be free on the node."""
 
     name = "NodePorts"
+
+    def skip_filter(self, pod: PodInfo) -> bool:
+        """A pod without host ports passes everywhere."""
+        return not pod.host_ports
 
     def filter(self, pod: PodInfo, node: NodeInfo) -> Status:
         for wanted in pod.host_ports:
@@ -136,11 +150,19 @@ class NodeResourcesFitFilter:
     name = "NodeResourcesFit"
 
     def filter(self, pod: PodInfo, node: NodeInfo) -> Status:
+        allocatable, requested = node.allocatable, node.requested
+        fits = node.pod_count < allocatable.get(PODS, 0)
+        if fits:
+            for resource, wanted in pod.fit_requests:
+                if wanted > allocatable.get(resource, 0) - requested.get(resource, 0):
+                    fits = False
+                    break
+        if fits:
+            return SUCCESS
         reasons: list[str] = []
-        if node.pod_count + 1 > node.allocatable.get(PODS, 0):
+        if node.pod_count + 1 > allocatable.get(PODS, 0):
             reasons.append(ERR_TOO_MANY_PODS)
-        for resource in sorted(pod.requests):
-            wanted = pod.requests[resource]
-            if resource != PODS and wanted > 0 and wanted > node.free(resource):
+        for resource, wanted in pod.fit_requests:
+            if wanted > node.free(resource):
                 reasons.append(f"Insufficient {resource}")
-        return Status.unschedulable(*reasons) if reasons else SUCCESS
+        return Status.unschedulable(*reasons)

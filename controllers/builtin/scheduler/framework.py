@@ -11,6 +11,13 @@ A pod is placed in two steps, each made of plugins:
   then rescales the list across the feasible nodes. Scores are multiplied
   by the plugin's weight and summed; the highest total wins.
 
+A plugin may also have, to save work on big clusters:
+``skip_filter(pod) -> bool`` / ``skip_score(pod) -> bool`` (True: this
+plugin cannot affect this pod, and is not called for it, as a Kubernetes
+PreFilter or PreScore returning Skip), and ``score_nodes(pod, nodes) ->
+list[int]`` (the scores of many nodes in one call, equal to ``score`` per
+node).
+
 Plugins see a ``PodInfo`` (the pod, parsed once per attempt: requests,
 ports, tolerations, affinity, owner) and a ``NodeInfo`` (the node plus the
 sums of everything assigned to it, kept up to date as pods come and go, so
@@ -35,6 +42,7 @@ from controllers.api.objects import parse_timestamp
 from controllers.builtin.scheduler.nodeaffinity import NodeAffinity, parse_node_affinity
 from controllers.builtin.scheduler.resources import (
     NON_ZERO_DEFAULTS,
+    PODS,
     Amounts,
     node_allocatable,
     pod_requests,
@@ -144,6 +152,12 @@ class PodInfo:
     affinity: NodeAffinity = field(default_factory=NodeAffinity)
     owner_uid: str = ""
     terminating: bool = False
+    # ``requests`` as NodeResourcesFit checks them: positive, not ``pods``, sorted by name.
+    fit_requests: tuple[tuple[str, int], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fit_requests", tuple(
+            (name, n) for name, n in sorted(self.requests.items()) if name != PODS and n > 0))
 
     @staticmethod
     def from_pod(pod: Mapping[str, Any]) -> PodInfo:

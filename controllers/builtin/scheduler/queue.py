@@ -86,6 +86,9 @@ class SchedulingQueue:
         self._pods: dict[str, QueuedPod] = {}
         self._heap: list[tuple[int, float, int, int, str]] = []
         self._seq = 0
+        # Keys that were popped: the only ones that can be in flight or unschedulable
+        # (``move_all`` looks at these, not at every pending pod); pruned as it goes.
+        self._popped: dict[str, None] = {}
 
     def __len__(self) -> int:
         return len(self._pods)
@@ -163,6 +166,7 @@ class SchedulingQueue:
                 continue
             entry.state = PodState.IN_FLIGHT
             entry.moved_in_flight = False
+            self._popped[key] = None
             return entry
         return None
 
@@ -224,12 +228,14 @@ class SchedulingQueue:
             else the back-off left.
         """
         released: list[tuple[str, float]] = []
-        for key in sorted(self._pods):
-            entry = self._pods[key]
-            if entry.state is PodState.UNSCHEDULABLE:
+        for key in sorted(self._popped):
+            entry = self._pods.get(key)
+            if entry is not None and entry.state is PodState.UNSCHEDULABLE:
                 released.append((key, self._release(entry)))
-            elif entry.state is PodState.IN_FLIGHT:
+            elif entry is not None and entry.state is PodState.IN_FLIGHT:
                 entry.moved_in_flight = True
+            else:
+                del self._popped[key]  # gone, active or backing off: pop adds it back
         return released
 
     def active_keys(self) -> list[str]:

@@ -22,6 +22,7 @@ allocatable is given.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -59,7 +60,15 @@ def amount(resource: str, quantity: Any) -> int:
     Raises:
         ValueError: ``quantity`` is not a quantity.
     """
+    if isinstance(quantity, str):
+        return _string_amount(resource == CPU, quantity)
     return milli_value(quantity) if resource == CPU else value(quantity)
+
+
+@functools.lru_cache(maxsize=4096)
+def _string_amount(milli: bool, text: str) -> int:
+    """``amount`` of a quantity string, remembered: pods repeat a handful of quantities."""
+    return milli_value(text) if milli else value(text)
 
 
 def amounts(raw: Any) -> Amounts:

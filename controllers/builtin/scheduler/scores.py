@@ -19,11 +19,14 @@ container that asks for none), for the node's pods and for the pod placed.
   with none 100.
 - ``NodeAffinity``: the sum of the weights of the preferred node affinity
   terms the node matches, normalized so the best node scores 100.
+
+The plugins scored on every feasible node also have ``score_nodes(pod,
+nodes)``, the same scores for many nodes in one call (``score`` is its
+one-node case).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from controllers.builtin.scheduler.framework import MAX_NODE_SCORE, NodeInfo, PodInfo
@@ -65,15 +68,25 @@ class LeastAllocatedScore:
     name = "NodeResourcesLeastAllocated"
 
     def score(self, pod: PodInfo, node: NodeInfo) -> int:
-        total = 0
-        allocatable, used, wanted = node.allocatable, node.non_zero_requested, \
-            pod.non_zero_requests
-        for resource in _RESOURCES:
-            capacity = allocatable.get(resource, 0)
-            requested = used.get(resource, 0) + wanted.get(resource, 0)
-            if capacity > 0 and requested <= capacity:
+        return self.score_nodes(pod, (node,))[0]
+
+    def score_nodes(self, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:
+        wanted_cpu = pod.non_zero_requests.get(CPU, 0)
+        wanted_memory = pod.non_zero_requests.get(MEMORY, 0)
+        scores: list[int] = []
+        for node in nodes:
+            allocatable, used = node.allocatable, node.non_zero_requested
+            total = 0
+            capacity = allocatable.get(CPU, 0)
+            requested = used.get(CPU, 0) + wanted_cpu
+            if 0 < capacity and requested <= capacity:
                 total += (capacity - requested) * MAX_NODE_SCORE // capacity
-        return total // len(_RESOURCES)
+            capacity = allocatable.get(MEMORY, 0)
+            requested = used.get(MEMORY, 0) + wanted_memory
+            if 0 < capacity and requested <= capacity:
+                total += (capacity - requested) * MAX_NODE_SCORE // capacity
+            scores.append(total // len(_RESOURCES))
+        return scores
 
 
 class BalancedAllocationScore:
@@ -82,22 +95,27 @@ class BalancedAllocationScore:
     name = "NodeResourcesBalancedAllocation"
 
     def score(self, pod: PodInfo, node: NodeInfo) -> int:
-        fractions: list[float] = []
-        allocatable, used, wanted = node.allocatable, node.non_zero_requested, \
-            pod.non_zero_requests
-        for resource in _RESOURCES:
-            capacity = allocatable.get(resource, 0)
-            if capacity > 0:
-                requested = used.get(resource, 0) + wanted.get(resource, 0)
-                fractions.append(min(1.0, requested / capacity))
-        if len(fractions) < 2:
-            return MAX_NODE_SCORE
-        if len(fractions) == 2:
-            std = abs(fractions[0] - fractions[1]) / 2
-        else:
-            mean = sum(fractions) / len(fractions)
-            std = math.sqrt(sum((f - mean) ** 2 for f in fractions) / len(fractions))
-        return int((1.0 - std) * MAX_NODE_SCORE)
+        return self.score_nodes(pod, (node,))[0]
+
+    def score_nodes(self, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:
+        wanted_cpu = pod.non_zero_requests.get(CPU, 0)
+        wanted_memory = pod.non_zero_requests.get(MEMORY, 0)
+        scores: list[int] = []
+        for node in nodes:
+            allocatable, used = node.allocatable, node.non_zero_requested
+            cpu, memory = allocatable.get(CPU, 0), allocatable.get(MEMORY, 0)
+            if cpu <= 0 or memory <= 0:
+                # Fewer than two fractions: nothing to balance.
+                scores.append(MAX_NODE_SCORE)
+                continue
+            cpu_fraction = (used.get(CPU, 0) + wanted_cpu) / cpu
+            memory_fraction = (used.get(MEMORY, 0) + wanted_memory) / memory
+            # Each fraction is capped at 1.
+            cpu_fraction = min(1.0, cpu_fraction)
+            memory_fraction = min(1.0, memory_fraction)
+            # The standard deviation of two values is half their distance.
+            scores.append(int((1.0 - abs(cpu_fraction - memory_fraction) / 2) * MAX_NODE_SCORE))
+        return scores
 
 
 def _zone(node: NodeInfo) -> str:
@@ -112,17 +130,25 @@ class SelectorSpreadScore:
 
     name = "SelectorSpread"
 
+    def skip_score(self, pod: PodInfo) -> bool:
+        """A pod without a controller is not spread: every node would score 0."""
+        return not pod.owner_uid
+
     def score(self, pod: PodInfo, node: NodeInfo) -> int:
-        if not pod.owner_uid:
-            return 0
-        return node.owner_counts.get(pod.owner_uid, 0)
+        return self.score_nodes(pod, (node,))[0]
+
+    def score_nodes(self, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:
+        uid = pod.owner_uid
+        if not uid:
+            return [0] * len(nodes)
+        return [node.owner_counts.get(uid, 0) for node in nodes]
 
     def normalize_scores(self, pod: PodInfo, nodes: Sequence[NodeInfo],
                          scores: list[int]) -> list[int]:
         if not pod.owner_uid:
             return [0 for _ in scores]
         by_zone: dict[str, int] = {}
-        zones = [_zone(n) for n in nodes]
+        zones = [_zone(n) if LABEL_ZONE in n.labels else "" for n in nodes]
         for zone, count in zip(zones, scores):
             if zone:
                 by_zone[zone] = by_zone.get(zone, 0) + count
@@ -147,6 +173,9 @@ class TaintTolerationScore:
 
     name = "TaintToleration"
 
+    def score_nodes(self, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[int]:
+        return [self.score(pod, node) if node.taints else 0 for node in nodes]
+
     def score(self, pod: PodInfo, node: NodeInfo) -> int:
         if not node.taints:
             return 0
@@ -163,6 +192,10 @@ class NodeAffinityScore:
     """Prefers nodes matching more (and heavier) preferred node affinity terms."""
 
     name = "NodeAffinity"
+
+    def skip_score(self, pod: PodInfo) -> bool:
+        """A pod without preferred terms: every node would score 0."""
+        return not pod.affinity.preferred
 
     def score(self, pod: PodInfo, node: NodeInfo) -> int:
         if not pod.affinity.preferred:
