@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, TypeVar, cast
 
@@ -79,6 +80,10 @@ _T = TypeVar("_T")
 _CLOSED = -1
 
 
+class _Overdue(Exception):
+    """A call's deadline passed before its answer came (raised to the caller as ``Timeout``)."""
+
+
 @contextlib.asynccontextmanager
 async def open(  # noqa: A001 - the public name is kvstore.open
     data_dir: str, *, options: NodeOptions | None = None
@@ -107,7 +112,13 @@ def connect(
 
 
 class _Connection(asyncio.Protocol):
-    """One pipelined connection: requests out, answers matched by id."""
+    """One pipelined connection: requests out, answers matched by id.
+
+    Calls with a deadline are failed with ``_Overdue`` when it passes. The
+    deadlines wait in send order and one timer serves them all, so a call
+    costs no timer of its own (a call whose deadline is earlier than one
+    already queued, a retry, gets its own).
+    """
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -120,6 +131,8 @@ class _Connection(asyncio.Protocol):
         self.flush_scheduled = False
         self.closed = asyncio.get_running_loop().create_future()
         self.loop = asyncio.get_running_loop()
+        self.deadlines: deque[tuple[float, int]] = deque()
+        self.timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses.
@@ -127,6 +140,10 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.deadlines.clear()
         err = Unavailable(f"connection lost: {exc or 'closed by the member'}")
         for fut in self.pending.values():
             if not fut.done():
@@ -167,18 +184,51 @@ class _Connection(asyncio.Protocol):
             else:
                 fut.set_exception(decode_error(payload))
 
-    def send(self, method: str, args: list[Any]) -> tuple[int, asyncio.Future[Any]]:
+    def send(
+        self, method: str, args: list[Any], deadline: float | None = None
+    ) -> tuple[int, asyncio.Future[Any]]:
+        """Send a request; its future fails with ``_Overdue`` at ``deadline`` (loop time)."""
         if self.transport is None:
             raise Unavailable("not connected")
         self.next_id += 1
         req_id = self.next_id
         fut: asyncio.Future[Any] = self.loop.create_future()
-        self.pending[req_id] = fut
+        pending = self.pending
+        pending[req_id] = fut
         self.out.append(self.packer.pack([req_id, method, args]))
         if not self.flush_scheduled:
             self.flush_scheduled = True
             self.loop.call_soon(self._flush)
+        if deadline is not None:
+            deadlines = self.deadlines
+            while deadlines and deadlines[0][1] not in pending:
+                deadlines.popleft()  # answered already
+            if deadlines and deadline < deadlines[-1][0]:
+                self.loop.call_at(deadline, self._expire_one, req_id)
+            else:
+                deadlines.append((deadline, req_id))
+                if self.timer is None:
+                    self.timer = self.loop.call_at(deadline, self._expire)
         return req_id, fut
+
+    def _expire(self) -> None:
+        self.timer = None
+        now = self.loop.time()
+        deadlines = self.deadlines
+        pending = self.pending
+        while deadlines:
+            deadline, req_id = deadlines[0]
+            if req_id in pending:
+                if deadline > now:
+                    self.timer = self.loop.call_at(deadline, self._expire)
+                    return
+                self._expire_one(req_id)
+            deadlines.popleft()
+
+    def _expire_one(self, req_id: int) -> None:
+        fut = self.pending.pop(req_id, None)
+        if fut is not None and not fut.done():
+            fut.set_exception(_Overdue())
 
     def open_stream(self, method: str, args: list[Any]) -> tuple[int, asyncio.Queue[tuple[int, Any]]]:
         req_id, fut = self.send(method, args)
@@ -308,12 +358,13 @@ class Client:
         deadline = loop.time() + self.timeout
         backoff = 0.02
         while True:
-            conn = await self._connection()
-            _, fut = conn.send(method, args)
+            conn = self._conn
+            if conn is None or conn.transport is None:
+                conn = await self._connection()
+            _, fut = conn.send(method, args, deadline)
             try:
-                async with asyncio.timeout_at(deadline):
-                    return await fut
-            except TimeoutError:
+                return await fut
+            except _Overdue:
                 raise Timeout(f"{method} timed out") from None
             except NotLeader:
                 # Refused before proposing: safe to send again, to the leader.

@@ -6,14 +6,23 @@ peer transport. One task runs the ready loop::
 
     rd = raw.ready()
     send rd.messages                   # a leader's appends leave before its own fsync (§10.2.1)
-    persist rd.snapshot/entries/hard state; fsync in a worker thread (group commit)
+    persist rd.snapshot/entries/hard state, then fsync (group commit):
+        a leader's big batch: in the sync thread, and meanwhile take client
+        requests, send their appends, and apply the committed entries already
+        in the log (they are durable on a quorum)
+        a follower's batch, or a small one (<= INLINE_SYNC_ENTRIES): on the
+        loop, sparing the round trip through the thread
     send rd.persisted_messages         # responses: only once durable
-    apply rd.committed_entries         # answer the proposals waiting for them
+    apply the rest of rd.committed_entries, answering the proposals waiting for them
     release rd.read_states             # linearizable reads (ReadIndex)
     raw.advance(rd)
 
-While the fsync runs, the event loop keeps serving: client requests queue up
-and leave in the next ready (group commit); peer messages are stepped at once.
+While a sync runs in the thread, the event loop keeps serving: client
+requests are proposed as they come, all of one turn of the loop in one step
+of the core, and their appends leave at once; responses from peers are
+stepped as they arrive. A leader's own entries count toward commitment only
+after ``advance`` (the core's rule), so nothing is acknowledged before a
+quorum, counting the leader only once its fsync returned, has it durable.
 
 Writes are proposed with an 8-byte request id in front of the command, so the
 member that proposed an entry can answer its client when it applies it.
@@ -30,7 +39,8 @@ import random
 import struct
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from kvstore.clock import Clock, MonotonicClock
@@ -86,12 +96,18 @@ from kvstore.snapshotter import Snapshotter
 from kvstore.transport.peer import PeerTransport
 from kvstore.watch_stream import WatchStream
 
-__all__ = ["MemberInfo", "Node", "NodeOptions", "NodeStatus", "WatchStream"]
+__all__ = ["Answer", "MemberInfo", "Node", "NodeOptions", "NodeStatus", "WatchStream"]
 
 logger = logging.getLogger(__name__)
 
 _REQ_ID = struct.Struct(">Q")
+# A leader's ready batch with more new and committed entries than this is
+# synced in the worker thread while the loop serves; anything else on the loop.
+INLINE_SYNC_ENTRIES = 8
 _T = TypeVar("_T")
+
+Answer = Callable[[object], None]
+"""Called once with a proposal's outcome: the result, or the exception to raise."""
 
 
 class _Read:
@@ -129,7 +145,9 @@ class Node:
         self._rng = random.Random(int.from_bytes(os.urandom(8), "big"))
         self._boot = self._rng.getrandbits(24) << 40
         self._next_req = 0
-        self._waiters: dict[bytes, asyncio.Future[Any]] = {}
+        # Request id -> what answers it: called once with the result, or with
+        # the exception the caller gets instead.
+        self._waiters: dict[bytes, Answer] = {}
         # (deadline, request id) in submission order: the ticker times them out.
         self._deadlines: deque[tuple[float, bytes]] = deque()
         self._proposals: list[bytes] = []
@@ -145,6 +163,8 @@ class Node:
         self._transport: PeerTransport | None = None
         self._disk: DiskLogStorage | None = None
         self._storage: MemoryLogStorage | None = None
+        # One thread syncs the WAL (None without fsync): the loop serves meanwhile.
+        self._sync_pool: ThreadPoolExecutor | None = None
         self._raw: RawNode | None = None
         self._snapshots = Snapshotter(
             member_id=member_id,
@@ -192,6 +212,10 @@ class Node:
             DiskLogStorage.open, OsDisk(), self.data_dir, unsafe_no_fsync=opts.unsafe_no_fsync
         )
         self._disk = disk
+        if not opts.unsafe_no_fsync:
+            self._sync_pool = ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix=f"member-{self.member_id}-sync"
+            )
         if opts.unsafe_no_fsync:
             logger.warning("member %d runs with unsafe_no_fsync: writes are NOT durable",
                            self.member_id)
@@ -255,11 +279,12 @@ class Node:
         await self._snapshots.stop()
         if self._transport is not None:
             await self._transport.close()
-        for fut in self._waiters.values():
-            if not fut.done():
-                fut.set_exception(Unavailable("member is stopping"))
-        self._waiters.clear()
+        self._fail_waiters(Unavailable("member is stopping"))
         self._fail_reads(Unavailable("member is stopping"))
+        if self._sync_pool is not None:
+            # A sync may still run for the ready cycle just cancelled: let it end
+            # before the log is closed under it.
+            self._sync_pool.shutdown(wait=True)
         if self._disk is not None:
             self._disk.close()
         logger.info("member %d stopped", self.member_id)
@@ -302,10 +327,10 @@ class Node:
         waiters = self._waiters
         while deadlines and deadlines[0][0] <= now:
             _, req_id = deadlines.popleft()
-            fut = waiters.pop(req_id, None)
-            if fut is not None and not fut.done():
-                fut.set_exception(
-                    Timeout("the request timed out; it may or may not have been applied")
+            answer = waiters.pop(req_id, None)
+            if answer is not None:
+                _deliver_outcome(
+                    answer, Timeout("the request timed out; it may or may not have been applied")
                 )
 
     async def _run(self) -> None:
@@ -323,22 +348,22 @@ class Node:
         except Exception:
             logger.exception("member %d: the ready loop failed; stopping", self.member_id)
             self._stopping = True
-            for fut in self._waiters.values():
-                if not fut.done():
-                    fut.set_exception(Unavailable("member failed"))
+            self._fail_waiters(Unavailable("member failed"))
             raise
 
     def _flush_inputs(self, raw: RawNode) -> None:
         if self._proposals:
             proposals = self._proposals
             self._proposals = []
-            for data in proposals:
-                try:
-                    raw.propose(data)
-                except (ProposalDropped, NotLeader) as e:
-                    fut = self._waiters.pop(data[:8], None)
-                    if fut is not None and not fut.done():
-                        fut.set_exception(_as_unavailable(e))
+            try:
+                # One step of the core for the whole batch: all are appended, or none.
+                raw.propose_batch(proposals)
+            except (ProposalDropped, NotLeader) as e:
+                err = _as_unavailable(e)
+                for data in proposals:
+                    answer = self._waiters.pop(data[:8], None)
+                    if answer is not None:
+                        _deliver_outcome(answer, err)
         reads = self._reads
         if reads is not None:
             self._reads = None
@@ -356,13 +381,27 @@ class Node:
             self._on_soft_state(rd.soft_state.lead, rd.soft_state.raft_state)
         if self._transport is not None and rd.messages:
             self._transport.send(rd.messages)
+        committed = rd.committed_entries
         if rd.snapshot is not None:
             disk.persist(rd.hard_state, rd.entries, rd.snapshot)
         elif rd.entries or rd.hard_state is not None:
             disk.persist(rd.hard_state, rd.entries)
-        if rd.must_sync and not disk.unsafe_no_fsync:
-            await asyncio.to_thread(disk.sync)
+        if (rd.must_sync and self._sync_pool is not None and self._role == StateType.LEADER
+                and len(rd.entries) + len(rd.committed_entries) > INLINE_SYNC_ENTRIES):
+            syncing = asyncio.get_running_loop().run_in_executor(self._sync_pool, disk.sync)
+            if rd.snapshot is None and committed:
+                # Committed entries are durable on a quorum already: apply them
+                # (and answer their clients) while our own new entries are synced;
+                # those of this batch's own entries wait for them to be stored,
+                # so nothing (a snapshot) ever sees applied state past the log.
+                stored = max(0, min(len(committed), storage.last_index() - committed[0].index + 1))
+                self._apply(committed[:stored])
+                committed = committed[stored:]
+            await syncing
         elif rd.must_sync:
+            # A follower, or a leader's small batch: the loop has little to do
+            # meanwhile (what arrives waits in the socket for the next batch),
+            # and a sync here spares the round trip through the worker thread.
             disk.sync()
         if rd.snapshot is not None:
             # Our own snapshot in progress describes a state being replaced.
@@ -377,8 +416,8 @@ class Node:
             storage.set_hard_state(rd.hard_state)
         if self._transport is not None and rd.persisted_messages:
             self._transport.send(rd.persisted_messages)
-        if rd.committed_entries:
-            self._apply(rd.committed_entries)
+        if committed:
+            self._apply(committed)
         for rs in rd.read_states:
             batch = self._reads_inflight.pop(rs.request_ctx, None)
             if batch is not None:
@@ -397,13 +436,20 @@ class Node:
                 machine.apply(e.index, b"")
                 continue
             result = machine.apply(e.index, data[8:])
-            fut = waiters.pop(data[:8], None) if waiters else None
-            if fut is not None and not fut.done():
-                if isinstance(result, RequestError):
-                    fut.set_exception(result)
-                else:
-                    fut.set_result(result)
+            answer = waiters.pop(data[:8], None) if waiters else None
+            if answer is not None:
+                # A failed request's RequestError is its outcome: the caller gets it raised.
+                try:
+                    answer(result)
+                except Exception:
+                    logger.exception("member %d: answering a request failed", self.member_id)
         self._applied_event.set()
+
+    def _fail_waiters(self, err: Exception) -> None:
+        waiters = self._waiters
+        self._waiters = {}
+        for answer in waiters.values():
+            _deliver_outcome(answer, err)
 
     def _release_reads(self) -> None:
         if not self._reads_applied:
@@ -513,14 +559,18 @@ class Node:
     # ------------------------------------------------------------------
     # proposing and reading
     def _submit(self, cmd: bytes) -> asyncio.Future[Any]:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._propose_with(cmd, _settle(fut))
+        return fut
+
+    def _propose_with(self, cmd: bytes, answer: Answer) -> None:
         if self._stopping:
             raise Unavailable("member is stopping")
         if len(self._waiters) >= self.options.max_pending_proposals:
             raise Overloaded("too many pending proposals; retry later")
         self._next_req += 1
         req_id = _REQ_ID.pack(self._boot | self._next_req)
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._waiters[req_id] = fut
+        self._waiters[req_id] = answer
         self._deadlines.append((time.monotonic() + self.options.request_timeout, req_id))
         self._proposals.append(req_id + cmd)
         if not self._flush_scheduled:
@@ -529,7 +579,6 @@ class Node:
             # loop waits for an fsync.
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush_now)
-        return fut
 
     def _flush_now(self) -> None:
         self._flush_scheduled = False
@@ -551,6 +600,20 @@ class Node:
         if len(cmd) > self.limits.max_request_bytes:
             raise TooLarge("request", len(cmd), self.limits.max_request_bytes)
         return self._submit(cmd)
+
+    def submit_command_with(self, cmd: bytes, answer: Answer) -> None:
+        """Propose an encoded, already checked command; ``answer`` gets the outcome.
+
+        ``answer`` is called exactly once, from the event loop: with the state
+        machine's result, or with the exception the request failed with
+        (``RequestError``, ``Timeout``, ``Unavailable``...). It should return
+        quickly and not raise (what it raises is logged and dropped). This
+        costs no future; ``submit_command`` is the same behind a future.
+        Raises as ``submit_command`` does, without calling ``answer``.
+        """
+        if len(cmd) > self.limits.max_request_bytes:
+            raise TooLarge("request", len(cmd), self.limits.max_request_bytes)
+        self._propose_with(cmd, answer)
 
     async def _propose(self, cmd: bytes) -> Any:
         return await self.submit_command(cmd)
@@ -777,6 +840,28 @@ def _txn_writes(req: TxnRequest) -> bool:
         elif not isinstance(op, RangeRequest):
             return True
     return False
+
+
+def _deliver_outcome(answer: Answer, outcome: object) -> None:
+    """Call ``answer``; one that raises is logged, never lets the member fail."""
+    try:
+        answer(outcome)
+    except Exception:
+        logger.exception("answering a request failed")
+
+
+def _settle(fut: asyncio.Future[Any]) -> Answer:
+    """An ``Answer`` that resolves ``fut`` (an exception outcome is raised to its awaiter)."""
+
+    def answer(outcome: object) -> None:
+        if fut.done():
+            return
+        if isinstance(outcome, BaseException):
+            fut.set_exception(outcome)
+        else:
+            fut.set_result(outcome)
+
+    return answer
 
 
 def _consume(fut: asyncio.Future[Any]) -> None:

@@ -23,6 +23,8 @@ __all__ = ["Snapshotter"]
 
 logger = logging.getLogger(__name__)
 
+SNAPSHOT_CHUNK_BYTES = 16 << 10
+
 
 class Snapshotter:
     """Decides when to snapshot, builds the snapshot, and installs it."""
@@ -84,7 +86,9 @@ class Snapshotter:
             index = self.machine.applied_index
             term = storage.term(index)
             parts = []
-            for chunk in self.machine.snapshot_chunks(chunk_bytes=128 << 10):
+            # Small chunks: the loop gets a turn after each, so requests keep
+            # flowing (a chunk of change-log records covers thousands of revisions).
+            for chunk in self.machine.snapshot_chunks(chunk_bytes=SNAPSHOT_CHUNK_BYTES):
                 parts.append(chunk)
                 await asyncio.sleep(0)
             snap = Snapshot(

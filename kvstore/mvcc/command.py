@@ -25,6 +25,7 @@ of the log format: change it only by adding new command types.
 from __future__ import annotations
 
 import enum
+import threading
 from typing import Any
 
 import msgpack
@@ -61,6 +62,19 @@ class CommandType(enum.IntEnum):
     RANGE = 7
 
 
+_local = threading.local()
+
+
+def _pack(fields: list[Any]) -> bytes:
+    """msgpack ``fields`` with this thread's reusable packer (``packb`` builds one per call)."""
+    try:
+        pack = _local.pack
+    except AttributeError:
+        pack = _local.pack = msgpack.Packer(use_bin_type=True).pack
+    data: bytes = pack(fields)
+    return data
+
+
 def encode_put(
     key: bytes,
     value: bytes,
@@ -72,14 +86,12 @@ def encode_put(
 ) -> bytes:
     """Encode a put without building a ``PutRequest`` first (the common case)."""
     flags = (1 if prev_kv else 0) | (2 if ignore_value else 0) | (4 if ignore_lease else 0)
-    data: bytes = msgpack.packb([1, key, value, lease, flags], use_bin_type=True)
-    return data
+    return _pack([1, key, value, lease, flags])
 
 
 def encode(request: Request) -> bytes:
     """Encode any request (see the module docstring for the layout)."""
-    data: bytes = msgpack.packb(_fields(request), use_bin_type=True)
-    return data
+    return _pack(_fields(request))
 
 
 def _fields(request: Request) -> list[Any]:

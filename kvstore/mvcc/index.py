@@ -128,6 +128,11 @@ class TreeIndex:
         elif start < end:
             yield from self._sorted.irange(start, end, (True, False), reverse)
 
+    def all_keys(self) -> list[bytes]:
+        """Every key (tombstoned ones included), ascending, as a list the index will not change."""
+        self.flush()
+        return list(self._sorted)
+
     def compact_key(self, key: bytes, revision: int) -> None:
         """Drop the history of ``key`` at or below ``revision`` except its latest live version."""
         history = self.histories.get(key)

@@ -38,7 +38,6 @@ import msgpack
 
 from kvstore.errors import CorruptError, InvalidRequest, InvariantError
 from kvstore.mvcc.index import entry_before
-from kvstore.mvcc.keys import ALL_KEYS
 from kvstore.mvcc.store import KVStore
 from kvstore.mvcc.types import KeyValue, new_key_value
 
@@ -75,7 +74,7 @@ def write_snapshot(store: KVStore, applied_index: int, *, chunk_bytes: int = 1 <
     revision, compact = store.revision, store.compact_revision
     header = ["H", MAGIC, VERSION, applied_index, revision, compact, store.lessor.next_id]
     leases = store.lessor.table()
-    keys = list(store.index.keys(b"", ALL_KEYS))
+    keys = store.index.all_keys()
     histories = store.index.histories
     changes = store.changes(compact + 1, revision)
     records = _records(header, leases, keys, histories, changes, revision, chunk_bytes)
@@ -116,8 +115,14 @@ def _records(
     for rev, kvs in changes:
         if not group:
             first = rev
-        group.append([kv.key for kv in kvs])
-        size += sum(len(kv.key) for kv in kvs)
+        if len(kvs) == 1:
+            # Most revisions are one put: skip the per-revision comprehensions.
+            key = kvs[0].key
+            group.append([key])
+            size += len(key)
+        else:
+            group.append([kv.key for kv in kvs])
+            size += sum(len(kv.key) for kv in kvs)
         if len(group) == _REVISIONS_PER_RECORD or size >= record_bytes:
             yield ["C", first, group]
             group, size = [], 0

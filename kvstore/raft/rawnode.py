@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from kvstore.errors import InvariantError, NotLeader, ProposalDropped, ProtocolError
@@ -120,6 +121,20 @@ class RawNode:
                 type=MessageType.PROP,
                 from_=self.raft.id,
                 entries=(Entry(term=0, index=0, data=data),),
+            )
+        )
+
+    def propose_batch(self, datas: Sequence[bytes]) -> None:
+        """Propose several entries at once, in order: all are appended, or none.
+
+        The same as ``propose`` for each item, in one step of the core.
+        Raises as ``propose`` does (and ``InvariantError`` if ``datas`` is empty).
+        """
+        self.raft.step(
+            Message(
+                type=MessageType.PROP,
+                from_=self.raft.id,
+                entries=tuple([Entry(term=0, index=0, data=d) for d in datas]),
             )
         )
 

@@ -93,6 +93,10 @@ class MemoryFile:
     def sync(self) -> None:
         self._live().sync()
 
+    def preallocate(self, size: int) -> None:
+        """Reserving space changes nothing a reader or a crash can see."""
+        self._live()
+
     def close(self) -> None:
         self._inode = None
 

@@ -13,7 +13,9 @@ Writing:
   is saved, so entries up to it are no longer needed.
 - When the current segment has reached ``segment_bytes``, the next save first
   syncs it and starts a new one, which restates the snapshot marker and hard
-  state in its header. ``release_to(index)`` deletes the segments every live
+  state in its header. Each segment reserves ``segment_bytes`` of disk when it
+  is started or reopened (``DiskFile.preallocate``): appends then sync without
+  the filesystem allocating blocks, which makes each ``fdatasync`` cheaper. ``release_to(index)`` deletes the segments every live
   entry of which a durable snapshot marker at ``index`` covers.
 
 Recovery (``WAL.open``) verifies every record of every segment in order. A
@@ -363,6 +365,7 @@ class WAL:
         data = b"".join(parts)
         tmp = path + TMP_SUFFIX
         file = self._disk.create(tmp)
+        file.preallocate(self._segment_bytes)
         file.write(data)
         if not self._unsafe:
             file.sync()
@@ -450,6 +453,7 @@ class WAL:
                 self._disk.truncate(path, end)
         recovered = replay.finish(self._dir)
         self._file = self._disk.open_append(self._segments[-1].path)
+        self._file.preallocate(self._segment_bytes)
         if not self._unsafe:
             # What was read may still sit only in the page cache (an earlier
             # process saved it without syncing): make it durable before anyone

@@ -112,13 +112,16 @@ def decode_message(v: Any) -> Message:
     if not isinstance(raw_entries, list):
         raise ProtocolError("malformed entries")
     entries = []
+    normal = EntryType.NORMAL
     for e in raw_entries:
-        if not isinstance(e, list) or len(e) != 3:
+        # One check per entry, not one call per field: appends carry thousands.
+        if type(e) is not list or len(e) != 3:
             raise ProtocolError("malformed entry")
-        entries.append(
-            Entry(_int(e[0], "entry term"), _int(e[1], "entry index"), _bytes(e[2], "entry data"),
-                  EntryType.NORMAL)
-        )
+        term, index, data = e
+        if (type(term) is not int or type(index) is not int or type(data) is not bytes
+                or term < 0 or index < 0):
+            raise ProtocolError(f"malformed entry: {e!r:.80}")
+        entries.append(Entry(term, index, data, normal))
     snapshot = None
     if v[8] is not None:
         s = v[8]

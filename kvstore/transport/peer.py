@@ -10,7 +10,8 @@ backpressure through ``drain()``. A full queue drops messages, as an
 unreliable network would: Raft retransmits what matters. A lost connection is
 retried with jittered exponential backoff and reported to the core as
 unreachable. Snapshots are streamed in chunks so no frame exceeds the limit,
-and the core is told whether the stream completed.
+and the core is told whether the stream completed. The receiving end of each
+connection is ``kvstore.transport.inbound``.
 """
 
 from __future__ import annotations
@@ -29,20 +30,18 @@ from kvstore.raft.messages import Message, MessageType, NodeId
 from kvstore.transport.codec import (
     DEFAULT_MAX_FRAME,
     FRAME_HEADER,
-    decode_message,
     decode_payload,
     encode_frame,
     encode_message,
     frame_length,
 )
+from kvstore.transport.inbound import HANDSHAKE_TIMEOUT, PROTOCOL, Inbound
 
-__all__ = ["PeerTransport", "read_frame"]
+__all__ = ["PROTOCOL", "PeerTransport", "read_frame"]
 
 logger = logging.getLogger(__name__)
 
-PROTOCOL = "steersman-peer/1"
 SNAPSHOT_CHUNK = 1 << 20
-HANDSHAKE_TIMEOUT = 5.0
 MAX_BATCH = 1024
 CLOSE_TIMEOUT = 3.0
 
@@ -86,7 +85,7 @@ class PeerTransport:
         self.cluster_id = cluster_id
         self.member_id = member_id
         self.peers = {p: a for p, a in peers.items() if p != member_id}
-        self._deliver = deliver
+        self.deliver = deliver
         self._report_unreachable = report_unreachable
         self._report_snapshot = report_snapshot
         self.max_frame = max_frame
@@ -95,13 +94,13 @@ class PeerTransport:
             p: _PeerSender(self, p, addr, max_queue=max_queue) for p, addr in self.peers.items()
         }
         self._server: asyncio.Server | None = None
-        self._inbound: set[asyncio.Task[None]] = set()
-        self._inbound_writers: set[asyncio.StreamWriter] = set()
+        self.connections: set[Inbound] = set()
         self.refused_connections = 0
 
     async def listen(self, host: str, port: int) -> int:
         """Accept peer connections on ``host:port``; returns the bound port."""
-        self._server = await asyncio.start_server(self._serve, host, port)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: Inbound(self), host, port)
         for sender in self._senders.values():
             sender.start()
         return int(self._server.sockets[0].getsockname()[1])
@@ -135,109 +134,12 @@ class PeerTransport:
             self._server.close()
         for sender in self._senders.values():
             await sender.stop()
-        # Closing the sockets ends each inbound task cleanly (cancelling a
-        # stream server's task makes asyncio log it as an error).
-        for writer in list(self._inbound_writers):
-            writer.close()
-        if self._inbound:
-            done, pending = await asyncio.wait(list(self._inbound), timeout=CLOSE_TIMEOUT)
-            for task in pending:
-                task.cancel()
+        for conn in list(self.connections):
+            conn.close()
         if self._server is not None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(CLOSE_TIMEOUT):
                     await self._server.wait_closed()
-
-    # -- inbound ------------------------------------------------------------
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._inbound.add(task)
-        peer = writer.get_extra_info("peername")
-        self._inbound_writers.add(writer)
-        try:
-            async with asyncio.timeout(HANDSHAKE_TIMEOUT):
-                sender = await self._accept(reader, writer)
-            await self._receive(reader, sender)
-        except ProtocolError as e:
-            logger.warning("closing peer connection from %s: %s", peer, e)
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.TimeoutError):
-            pass
-        finally:
-            writer.close()
-            self._inbound_writers.discard(writer)
-            if task is not None:
-                self._inbound.discard(task)
-
-    async def _accept(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> NodeId:
-        hello = await read_frame(reader, max_frame=self.max_frame)
-        if not (isinstance(hello, list) and len(hello) == 4 and hello[0] == PROTOCOL):
-            raise ProtocolError("bad handshake")
-        _, cluster_id, sender, recipient = hello
-        reason = None
-        if cluster_id != self.cluster_id:
-            reason = f"cluster id {cluster_id!r} is not {self.cluster_id!r}"
-        elif sender not in self.peers:
-            reason = f"member {sender!r} is not a member of this cluster"
-        elif recipient != self.member_id:
-            reason = f"this is member {self.member_id}, not {recipient!r}"
-        if reason is not None:
-            self.refused_connections += 1
-            writer.write(encode_frame(["refused", reason]))
-            await writer.drain()
-            raise ProtocolError(f"refused peer: {reason}")
-        writer.write(encode_frame(["ok"]))
-        await writer.drain()
-        return NodeId(sender)
-
-    async def _receive(self, reader: asyncio.StreamReader, sender: NodeId) -> None:
-        while True:
-            frame = await read_frame(reader, max_frame=self.max_frame)
-            if not isinstance(frame, list) or not frame:
-                raise ProtocolError("malformed frame")
-            kind = frame[0]
-            if kind == "msgs" and len(frame) == 2 and isinstance(frame[1], list):
-                msgs = [decode_message(v) for v in frame[1]]
-                for m in msgs:
-                    # A forwarded leadership transfer names the transferee in from_.
-                    if m.to != self.member_id or (
-                        m.from_ != sender and m.type != MessageType.TRANSFER_LEADER
-                    ):
-                        raise ProtocolError(
-                            f"message {m.from_}->{m.to} on the connection from {sender}"
-                        )
-                self._deliver(msgs)
-            elif kind == "snap" and len(frame) == 3:
-                self._deliver([await self._receive_snapshot(reader, sender, frame)])
-            else:
-                raise ProtocolError(f"unexpected frame {kind!r}")
-
-    async def _receive_snapshot(
-        self, reader: asyncio.StreamReader, sender: NodeId, frame: list[Any]
-    ) -> Message:
-        m = decode_message(frame[1])
-        total = frame[2]
-        if m.type != MessageType.SNAP or m.snapshot is None or type(total) is not int:
-            raise ProtocolError("malformed snapshot header")
-        if m.from_ != sender or m.to != self.member_id:
-            raise ProtocolError("snapshot for another member")
-        buf = bytearray()
-        while True:
-            chunk = await read_frame(reader, max_frame=self.max_frame)
-            if chunk == ["end"]:
-                break
-            if not (isinstance(chunk, list) and len(chunk) == 2 and chunk[0] == "chunk"
-                    and isinstance(chunk[1], bytes)):
-                raise ProtocolError("malformed snapshot chunk")
-            buf += chunk[1]
-            if len(buf) > total:
-                raise ProtocolError("snapshot longer than announced")
-        if len(buf) != total:
-            raise ProtocolError(f"snapshot truncated: {len(buf)} of {total} bytes")
-        snap = dataclasses.replace(m.snapshot, data=bytes(buf))
-        return dataclasses.replace(m, snapshot=snap)
 
 
 class _PeerSender:

@@ -5,8 +5,8 @@ A request is one msgpack value ``[id, method, args]``; each answer is
 (``[error class, arguments]``) or ``EVENT`` (one watch response; a watch
 keeps its request id until it is cancelled). Answers may come in any order.
 
-Writes need no task of their own: the member's future for the proposal
-answers the client from a callback. Answers produced in one turn of the
+Writes need no task and no future of their own: the member calls back
+when it applies the proposal, and the answer is queued there. Answers produced in one turn of the
 event loop leave in one write. A connection that sends something
 undecodable, or a value above the frame limit, is closed and logged; the
 member keeps serving everyone else.
@@ -166,6 +166,23 @@ class _Connection(asyncio.Protocol):
                 self.reply(req_id, OK, encode(fut.result()))
         return done
 
+    def _answer(self, req_id: int) -> Callable[[object], None]:
+        """What answers a proposal (see ``Node.submit_command_with``): no future, no extra turn."""
+
+        def answer(outcome: object) -> None:
+            # Called from the member's apply loop: nothing may escape.
+            if isinstance(outcome, BaseException):
+                self.reply_error(req_id, outcome)
+                return
+            try:
+                payload = encode_result(outcome)  # type: ignore[arg-type]
+            except ProtocolError as e:
+                self.reply_error(req_id, e)
+                return
+            self.reply(req_id, OK, payload)
+
+        return answer
+
     def _spawn(self, req_id: int, coro: Any, encode: Callable[[Any], Any]) -> None:
         task = self.loop.create_task(coro)
         self.tasks[req_id] = task
@@ -199,8 +216,9 @@ class _Connection(asyncio.Protocol):
             raise TooLarge("value", len(value), limits.max_value_bytes)
         if not key or len(key) > limits.max_key_bytes:
             raise TooLarge("key", len(key), limits.max_key_bytes) if key else InvalidRequest("empty key")
-        fut = self.node.submit_command(command.encode_put(key, value, int(lease), prev_kv=bool(prev_kv)))
-        fut.add_done_callback(self._answer_future(req_id, encode_result))
+        self.node.submit_command_with(
+            command.encode_put(key, value, int(lease), prev_kv=bool(prev_kv)), self._answer(req_id)
+        )
 
     def _command(self, req_id: int, args: list[Any]) -> None:
         (data,) = args
@@ -213,8 +231,7 @@ class _Connection(asyncio.Protocol):
         if isinstance(request, TxnRequest):
             self._spawn(req_id, self.node.txn_request(request), encode_result)
             return
-        fut = self.node.submit_command(data)
-        fut.add_done_callback(self._answer_future(req_id, encode_result))
+        self.node.submit_command_with(data, self._answer(req_id))
 
     def _range(self, req_id: int, args: list[Any]) -> None:
         data, serializable = args

@@ -26,6 +26,7 @@ from kvstore.mvcc.types import (
     Response,
     TxnResult,
     WatchResponse,
+    new_put_result,
 )
 
 __all__ = [
@@ -92,7 +93,10 @@ def decode_result(v: Any) -> Response:
     try:
         tag = v[0]
         if tag == "put":
-            return PutResult(v[1], decode_kv(v[2]))
+            revision = v[1]
+            if type(revision) is not int:
+                raise ProtocolError(f"malformed put result {v!r:.60}")
+            return new_put_result(revision, decode_kv(v[2]))
         if tag == "range":
             return RangeResult(_kvs(v[1]), v[2], v[3], v[4])
         if tag == "delete":

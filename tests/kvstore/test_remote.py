@@ -4,6 +4,7 @@ watches, pipelining, and reads and writes through followers."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import kvstore
@@ -113,23 +114,22 @@ async def test_many_concurrent_requests_share_one_connection(cluster: InProcessC
     inflight = 0
     peak = 0
     connections: set[int] = set()
-    submit = leader.submit_command
+    submit = leader.submit_command_with
 
-    def counting_submit(cmd: bytes) -> asyncio.Future[Any]:
+    def counting_submit(cmd: bytes, answer: Callable[[object], None]) -> None:
         nonlocal inflight, peak
-        fut = submit(cmd)
+
+        def done(outcome: object) -> None:
+            nonlocal inflight
+            inflight -= 1
+            answer(outcome)
+
+        submit(cmd, done)
         inflight += 1
         peak = max(peak, inflight)
         connections.add(cluster.client_connections(leader_id))
 
-        def done(_f: asyncio.Future[Any]) -> None:
-            nonlocal inflight
-            inflight -= 1
-
-        fut.add_done_callback(done)
-        return fut
-
-    leader.submit_command = counting_submit  # type: ignore[method-assign]
+    leader.submit_command_with = counting_submit  # type: ignore[method-assign]
     async with kvstore.connect([cluster.endpoint(leader_id)], timeout=20) as kv:
         results = await asyncio.gather(*(kv.put(f"/pipe/{i:04d}", f"{i}") for i in range(500)))
         revisions = [r.header_revision for r in results]

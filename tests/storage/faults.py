@@ -23,6 +23,9 @@ class CountingFile:
         self._counts.file_syncs += 1
         self._inner.sync()
 
+    def preallocate(self, size: int) -> None:
+        self._inner.preallocate(size)
+
     def close(self) -> None:
         self._inner.close()
 

@@ -1,0 +1,143 @@
+"""The member's write path: batched proposals, answers without futures, apply during fsync."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+
+import kvstore
+from kvstore.errors import LeaseNotFound, Unavailable
+from kvstore.mvcc import command
+from kvstore.mvcc.types import PutResult
+from kvstore.node import INLINE_SYNC_ENTRIES, Node
+from kvstore.raft.rawnode import RawNode
+from tests.kvstore.members import InProcessCluster, eventually
+
+
+async def test_one_turn_of_puts_is_one_step_of_the_core(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches: list[int] = []
+    propose_batch = RawNode.propose_batch
+
+    def counting(self: RawNode, datas: Any) -> None:
+        batches.append(len(datas))
+        propose_batch(self, datas)
+
+    monkeypatch.setattr(RawNode, "propose_batch", counting)
+    async with kvstore.open(str(tmp_path / "one")) as node:
+        results = await asyncio.gather(*(node.put(f"/b/{i:03d}", b"v") for i in range(50)))
+    assert 50 in batches, batches
+    revisions = [r.header_revision for r in results]
+    assert revisions == sorted(revisions) and len(set(revisions)) == 50
+
+
+async def test_submit_command_with_answers_once_with_result_or_error(tmp_path: Any) -> None:
+    async with kvstore.open(str(tmp_path / "one")) as node:
+        outcomes: list[object] = []
+        done = asyncio.Event()
+
+        def answer(outcome: object) -> None:
+            outcomes.append(outcome)
+            if len(outcomes) == 2:
+                done.set()
+
+        node.submit_command_with(command.encode_put(b"/a", b"1"), answer)
+        node.submit_command_with(command.encode_put(b"/b", b"2", lease=12345), answer)
+        await asyncio.wait_for(done.wait(), 10)
+        assert isinstance(outcomes[0], PutResult)
+        assert isinstance(outcomes[1], LeaseNotFound)
+        kv = await node.get("/a")
+        assert kv is not None and kv.value == b"1"
+        assert await node.get("/b") is None
+
+
+async def test_pending_answers_get_unavailable_when_the_member_stops(tmp_path: Any) -> None:
+    c = InProcessCluster(str(tmp_path / "cluster"))
+    try:
+        await c.start()
+        leader_id = await c.wait_for_leader()
+        # Without its peers the leader can commit nothing: the answer waits.
+        for i in c.ids:
+            if i != leader_id:
+                await c.stop_member(i)
+        outcomes: list[object] = []
+        c.node(leader_id).submit_command_with(command.encode_put(b"/x", b"1"), outcomes.append)
+        await c.stop_member(leader_id)
+        assert len(outcomes) == 1 and isinstance(outcomes[0], Unavailable)
+    finally:
+        await c.close()
+
+
+class _SyncGate:
+    """Holds the syncs that a member runs in its sync thread until released one by one."""
+
+    def __init__(self, node: Node) -> None:
+        disk = node._disk
+        assert disk is not None
+        self._sync = disk.sync
+        self.permits = threading.Semaphore(0)
+        self.waiting = 0
+        self.closed = False
+        disk.sync = self._gated  # type: ignore[method-assign]
+
+    def _gated(self) -> None:
+        if threading.current_thread() is not threading.main_thread() and not self.closed:
+            self.waiting += 1
+            self.permits.acquire()
+            self.waiting -= 1
+        self._sync()
+
+    def open(self) -> None:
+        self.closed = True
+        self.permits.release(100)
+
+
+async def test_committed_entries_are_answered_while_the_next_batch_syncs(tmp_path: Any) -> None:
+    c = InProcessCluster(str(tmp_path / "cluster"))
+    gate: _SyncGate | None = None
+    try:
+        await c.start()
+        leader_id = await c.wait_for_leader()
+        leader = c.node(leader_id)
+        gate = _SyncGate(leader)
+        n = INLINE_SYNC_ENTRIES + 2  # big enough a batch to be synced in the thread
+        first = [asyncio.ensure_future(leader.put(f"/first/{i}", b"v")) for i in range(n)]
+        await eventually(lambda: gate is not None and gate.waiting == 1, what="first sync held")
+        # The followers alone make the first batch committed, and then a second one.
+        second = [asyncio.ensure_future(leader.put(f"/second/{i}", b"v")) for i in range(n)]
+        await eventually(lambda: leader._raw is not None
+                         and leader._raw.raft.raft_log.committed >= leader.machine.applied_index + 2 * n,
+                         what="both batches committed by the followers")
+        assert not any(f.done() for f in first + second)
+        # Let the first sync finish: the next ready syncs the second batch (held)
+        # and meanwhile applies the first, which is in the log now.
+        gate.permits.release()
+        await eventually(lambda: all(f.done() for f in first), what="first batch answered")
+        await eventually(lambda: gate is not None and gate.waiting == 1, what="second sync held")
+        assert not any(f.done() for f in second), "entries not yet in the log wait for it"
+        gate.open()
+        results = await asyncio.wait_for(asyncio.gather(*second), 10)
+        assert all(isinstance(r, PutResult) for r in results)
+        assert all(isinstance(f.result(), PutResult) for f in first)
+    finally:
+        if gate is not None:
+            gate.open()
+        await c.close()
+
+
+async def test_an_answer_that_raises_is_logged_and_the_member_keeps_serving(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(outcome: object) -> None:
+        raise RuntimeError("answer failed")
+
+    async with kvstore.open(str(tmp_path / "one")) as node:
+        node.submit_command_with(command.encode_put(b"/a", b"1"), broken)
+        assert (await node.put("/b", b"2")).header_revision >= 2
+        kv = await node.get("/a")
+        assert kv is not None and kv.value == b"1"
+    assert any("answering a request failed" in r.getMessage() for r in caplog.records)
