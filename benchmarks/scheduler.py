@@ -313,7 +313,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         _log(f"decide: {args.decide_pods:,} pods on {nodes:,} in-memory nodes")
         results["decide"].append(measure_decide(nodes, args.decide_pods, args.owners))
     with tempfile.TemporaryDirectory(prefix="steer-scheduler-") as tmp:
-        for nodes in node_counts:
+        for nodes in node_counts if args.pods > 0 else []:
             _log(f"bind: {args.pods:,} pending pods on {nodes:,} nodes")
             results["bind"].append(await measure_bind(Path(tmp) / f"bind-{nodes}", options,
                                                       nodes, args.pods, args.owners,
