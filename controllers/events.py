@@ -82,8 +82,11 @@ class EventRecorder:
                                       self.clientset.clock.now()))
         except asyncio.QueueFull:
             self.dropped += 1
-            _log.warning("event recorder %s: queue full, dropped event %s on %s", self.component,
-                         reason, obj.get("metadata", {}).get("name"))
+            # One line for the first drop, then one per thousand: a flood stays readable.
+            if self.dropped % 1000 == 1:
+                _log.warning("event recorder %s: queue full, dropped event %s on %s "
+                             "(%d dropped so far)", self.component, reason,
+                             obj.get("metadata", {}).get("name"), self.dropped)
             return
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._write_loop())

@@ -93,3 +93,15 @@ async def test_a_full_queue_drops_instead_of_blocking(api: Clientset) -> None:
 async def test_a_bad_event_type_is_refused(api: Clientset) -> None:
     with pytest.raises(ValueError, match="event type"):
         EventRecorder(api, "c").event(POD, "Error", "X", "y")
+
+
+async def test_drops_are_logged_once_per_thousand(api: Clientset,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    recorder = EventRecorder(api, "c", max_pending=1)
+    for i in range(2002):
+        recorder.event(POD, "Normal", "Tick", f"tick {i}")
+    assert recorder.dropped == 2001
+    drops = [r for r in caplog.records if "queue full" in r.getMessage()]
+    assert [r.getMessage().split("(")[1] for r in drops] == [
+        "1 dropped so far)", "1001 dropped so far)", "2001 dropped so far)"]
+    await recorder.close()
