@@ -36,7 +36,7 @@ from controllers.manager import Manager
 from kvstore.clock import FakeClock as WallFakeClock
 from kvstore.node import NodeOptions
 from tests.controllers.builtin.scheduler_objects import make_node
-from tests.controllers.builtin.test_replicaset import GatedListWatch
+from tests.controllers.builtin.support import GatedListWatch
 
 T0 = 1_700_000_000.0
 DEADLINE = 10.0

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -30,25 +28,9 @@ from controllers.informers.shared_informer import SharedInformer
 from controllers.manager import Manager
 from kvstore.clock import FakeClock as WallFakeClock
 from kvstore.node import NodeOptions
-
-from .test_replicaset import GatedListWatch
+from tests.controllers.builtin.support import GatedListWatch, eventually
 
 T0 = 1_700_000_000.0
-DEADLINE = 10.0
-
-
-async def eventually(check: Callable[[], Any], what: str) -> None:
-    """Poll ``check`` (a function or coroutine function) until true; real-time deadline."""
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never happened: {what}")
-        await asyncio.sleep(0.01)
 
 
 async def settle() -> None:

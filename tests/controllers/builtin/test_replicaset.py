@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,68 +19,18 @@ import pytest
 import kvstore
 from controllers.api import Clientset
 from controllers.api.objects import Obj, format_timestamp
-from controllers.api.watch import WatchEvent
 from controllers.builtin.pod_control import PodControl, RealPodControl
 from controllers.builtin.replicaset import REPLICA_FAILURE, ReplicaSetController
 from controllers.clock import FakeClock
 from controllers.controller import ControllerContext
-from controllers.informers.reflector import ListWatch, WatchStream
+from controllers.informers.reflector import ListWatch
 from controllers.informers.shared_informer import SharedInformer
 from controllers.manager import Manager
 from kvstore.clock import FakeClock as WallFakeClock
 from kvstore.node import NodeOptions
+from tests.controllers.builtin.support import GatedListWatch, eventually
 
 T0 = 1_700_000_000.0
-DEADLINE = 10.0
-
-
-async def eventually(check: Callable[[], Any], what: str) -> None:
-    """Poll ``check`` (a function or coroutine function) until true; real-time deadline."""
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never happened: {what}")
-        await asyncio.sleep(0.01)
-
-
-class GatedStream:
-    """A watch stream that holds every event while its gate is closed."""
-
-    def __init__(self, inner: WatchStream, gate: asyncio.Event) -> None:
-        self.inner = inner.__aiter__()
-        self.closer = inner
-        self.gate = gate
-
-    def __aiter__(self) -> GatedStream:
-        return self
-
-    async def __anext__(self) -> WatchEvent:
-        event = await self.inner.__anext__()
-        await self.gate.wait()
-        return event
-
-    async def aclose(self) -> None:
-        await self.closer.aclose()
-
-
-class GatedListWatch:
-    """A ``ListWatch`` whose watch events can be held back: a lagging informer."""
-
-    def __init__(self, inner: ListWatch) -> None:
-        self.inner = inner
-        self.gate = asyncio.Event()
-        self.gate.set()
-
-    async def list(self, *, resource_version: str = "") -> Obj:
-        return await self.inner.list(resource_version=resource_version)
-
-    async def watch(self, *, resource_version: str) -> WatchStream:
-        return GatedStream(await self.inner.watch(resource_version=resource_version), self.gate)
 
 
 class TracingPodControl:
