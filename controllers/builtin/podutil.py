@@ -9,6 +9,10 @@
 - Ownership: ``owner_reference`` builds the reference a controller puts on
   what it creates (``controller: true``, ``blockOwnerDeletion: true``);
   ``controller_ref`` finds the controlling one on an object.
+- Indexing: ``pod_controller_uid_index`` files each pod under its
+  controller's uid, or under ``orphan_pod_index_key(namespace)`` when it has
+  no controller, so a controller reads only its own pods and the orphans it
+  might adopt (index ``POD_CONTROLLER_UID_INDEX``).
 """
 
 from __future__ import annotations
@@ -19,14 +23,24 @@ from typing import Any
 from controllers.api.objects import parse_timestamp
 
 __all__ = [
+    "ORPHAN_POD_INDEX_KEY",
+    "POD_CONTROLLER_UID_INDEX",
     "condition",
     "controller_ref",
     "is_controlled_by",
     "is_pod_active",
     "is_pod_available",
     "is_pod_ready",
+    "orphan_pod_index_key",
     "owner_reference",
+    "pod_controller_uid_index",
 ]
+
+POD_CONTROLLER_UID_INDEX = "controllerUID"
+"""The name of the pod index by controller uid (see ``pod_controller_uid_index``)."""
+
+ORPHAN_POD_INDEX_KEY = "_ORPHAN_POD"
+"""The prefix of the index value under which a namespace's orphan pods are filed."""
 
 
 def condition(obj: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
@@ -90,3 +104,18 @@ def is_controlled_by(obj: Mapping[str, Any], owner: Mapping[str, Any]) -> bool:
     """Whether ``obj``'s controller reference names ``owner`` (by uid)."""
     ref = controller_ref(obj)
     return ref is not None and ref.get("uid") == (owner.get("metadata") or {}).get("uid")
+
+
+def orphan_pod_index_key(namespace: str) -> str:
+    """The ``POD_CONTROLLER_UID_INDEX`` value of the orphan pods of ``namespace``."""
+    return f"{ORPHAN_POD_INDEX_KEY}/{namespace}"
+
+
+def pod_controller_uid_index(pod: Mapping[str, Any]) -> list[str]:
+    """The pod's controller uid, or its namespace's orphan key if it has no controller."""
+    ref = controller_ref(pod)
+    if ref is not None:
+        uid = ref.get("uid")
+        return [uid] if isinstance(uid, str) and uid else []
+    namespace = (pod.get("metadata") or {}).get("namespace")
+    return [orphan_pod_index_key(namespace if isinstance(namespace, str) else "")]

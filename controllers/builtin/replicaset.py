@@ -5,8 +5,11 @@ Pod events go to the ReplicaSet named by the pod's controller reference;
 an orphan's events go to every ReplicaSet of its namespace whose selector
 matches it (a candidate for adoption). One ``reconcile``:
 
-1. lists the active pods of the namespace (``is_pod_active``: terminating
-   and finished pods do not count) from the cache and claims them: pods it
+1. reads from the cache the active pods (``is_pod_active``: terminating and
+   finished pods do not count) it might claim -- those whose controller
+   reference names it and the orphans of its namespace, found through the
+   pods informer's ``POD_CONTROLLER_UID_INDEX`` -- and claims them (giving
+   the event loop a turn every ``YIELD_EVERY`` pods): pods it
    controls stay while its selector matches them and are released (their
    controller reference removed) once it does not; matching orphans are
    adopted, after a fresh read of the ReplicaSet confirms it is still the
@@ -64,11 +67,14 @@ from controllers.builtin.pod_control import (
     release_patch,
 )
 from controllers.builtin.podutil import (
+    POD_CONTROLLER_UID_INDEX,
     controller_ref,
     is_pod_active,
     is_pod_available,
     is_pod_ready,
+    orphan_pod_index_key,
     owner_reference,
+    pod_controller_uid_index,
 )
 from controllers.controller import (
     DONE,
@@ -99,6 +105,7 @@ __all__ = [
     "POD_DELETION_COST",
     "REPLICA_FAILURE",
     "SLOW_START_INITIAL_BATCH_SIZE",
+    "YIELD_EVERY",
     "ClaimAction",
     "ReplicaSetController",
     "calculate_status",
@@ -120,6 +127,9 @@ SLOW_START_INITIAL_BATCH_SIZE = 1
 
 REPLICA_FAILURE = "ReplicaFailure"
 """The condition type set while pods cannot be created or deleted."""
+
+YIELD_EVERY = 256
+"""Long loops over pods give the event loop a turn after this many pods."""
 
 POD_DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 """The pod annotation ranking pods for deletion (lower cost goes first)."""
@@ -257,15 +267,15 @@ def claim_action(pod: Mapping[str, Any], rs: Mapping[str, Any],
                  selector: LabelSelector) -> ClaimAction:
     """Kubernetes' ``ClaimObject`` decision for ``pod`` and the ReplicaSet ``rs``."""
     ref = controller_ref(pod)
-    rs_deleting = bool(object_meta(rs).get("deletionTimestamp"))
-    matches = selector.matches(object_labels(pod))
+    rs_meta = object_meta(rs)
     if ref is not None:
-        if ref.get("uid") != object_meta(rs).get("uid"):
+        if ref.get("uid") != rs_meta.get("uid"):
             return ClaimAction.IGNORE
-        if matches:
+        if selector.matches(object_labels(pod)):
             return ClaimAction.KEEP
-        return ClaimAction.IGNORE if rs_deleting else ClaimAction.RELEASE
-    if rs_deleting or not matches or object_meta(pod).get("deletionTimestamp"):
+        return ClaimAction.IGNORE if rs_meta.get("deletionTimestamp") else ClaimAction.RELEASE
+    if (rs_meta.get("deletionTimestamp") or object_meta(pod).get("deletionTimestamp")
+            or not selector.matches(object_labels(pod))):
         return ClaimAction.IGNORE
     return ClaimAction.ADOPT
 
@@ -291,17 +301,17 @@ def calculate_status(rs: Mapping[str, Any], pods: Sequence[Mapping[str, Any]],
     a sync without error removes it.
     """
     status: Obj = thaw(rs.get("status") or {})
-    template_labels = ((rs.get("spec") or {}).get("template") or {}).get("metadata") or {}
-    template_labels = template_labels.get("labels") or {}
+    template_meta = ((rs.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    template_labels = tuple((template_meta.get("labels") or {}).items())
     min_ready = _min_ready_seconds(rs)
     fully_labeled = ready = available = 0
     for pod in pods:
         labels = object_labels(pod)
-        if all(labels.get(k) == v for k, v in template_labels.items()):
+        if all(labels.get(k) == v for k, v in template_labels):
             fully_labeled += 1
         if is_pod_ready(pod):
             ready += 1
-            if is_pod_available(pod, min_ready, now):
+            if min_ready <= 0 or is_pod_available(pod, min_ready, now):
                 available += 1
     conditions = [c for c in status.get("conditions") or () if isinstance(c, dict)]
     failing = any(c.get("type") == REPLICA_FAILURE for c in conditions)
@@ -367,6 +377,9 @@ class ReplicaSetController:
         self._context = context
         self._rs_informer = context.informer("replicasets")
         self._pod_informer = context.informer("pods")
+        if POD_CONTROLLER_UID_INDEX not in self._pod_informer.indexer.get_indexers():
+            self._pod_informer.indexer.add_indexers(
+                {POD_CONTROLLER_UID_INDEX: pod_controller_uid_index})
         self.expectations = UIDTrackingControllerExpectations(
             context.clientset.clock, ttl_seconds=self.expectations_ttl)
         self.pod_control = (self._pod_control_factory(context) if self._pod_control_factory
@@ -489,7 +502,7 @@ class ReplicaSetController:
 
     # -- reconcile ---------------------------------------------------------------------
     async def reconcile(self, key: str) -> Result | None:
-        context, rs_informer, pod_informer, expectations, _ = self._parts()
+        context, rs_informer, _, expectations, _ = self._parts()
         namespace, name = split_meta_namespace_key(key)
         try:
             rs = rs_informer.lister().get(namespace, name)
@@ -501,8 +514,7 @@ class ReplicaSetController:
             selector = LabelSelector.from_dict((rs.get("spec") or {}).get("selector"))
         except BadRequest as e:
             raise PermanentError(f"replicaset {key} has an invalid selector: {e}") from e
-        active = [p for p in pod_informer.lister().list(namespace=namespace) if is_pod_active(p)]
-        pods = await self._claim_pods(rs, selector, active)
+        pods = await self._claim_pods(rs, selector, self._candidate_pods(rs))
         manage_error: Exception | None = None
         if needs_sync and not object_meta(rs).get("deletionTimestamp"):
             try:
@@ -521,6 +533,30 @@ class ReplicaSetController:
                  if w is not None and w > 0]
         return requeue_after_result(min(waits)) if waits else DONE
 
+    def _candidate_pods(self, rs: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        """The active cached pods ``rs`` may claim, in key order.
+
+        Those are its own pods and its namespace's orphans: every other pod of
+        the namespace is controlled by someone else, which ``claim_action``
+        ignores.
+        """
+        indexer = self._parts()[2].indexer
+        namespace = object_namespace(rs)
+        prefix = f"{namespace}/"
+        uid = object_meta(rs).get("uid")
+        keys = indexer.index_keys(POD_CONTROLLER_UID_INDEX, orphan_pod_index_key(namespace))
+        if isinstance(uid, str) and uid:
+            keys += indexer.index_keys(POD_CONTROLLER_UID_INDEX, uid)
+            keys.sort()
+        candidates: list[Mapping[str, Any]] = []
+        for key in keys:
+            # A key is "namespace/name", or just "name" when the namespace is "".
+            if key.startswith(prefix) if namespace else "/" not in key:
+                pod = indexer.get_by_key(key)
+                if pod is not None and is_pod_active(pod):
+                    candidates.append(pod)
+        return candidates
+
     async def _claim_pods(self, rs: Mapping[str, Any], selector: LabelSelector,
                           pods: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
         """The pods ``rs`` controls after adopting and releasing (see the module docstring).
@@ -533,13 +569,18 @@ class ReplicaSetController:
         errors: list[ApiError] = []
         may_adopt: bool | None = None
         rs_uid = str(object_meta(rs).get("uid", ""))
-        for pod in pods:
+        for i, pod in enumerate(pods, 1):
+            if i % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # let the other controllers of the process run
             action = claim_action(pod, rs, selector)
-            namespace, name = object_namespace(pod), object_name(pod)
-            pod_uid = str(object_meta(pod).get("uid", ""))
             if action is ClaimAction.KEEP:
                 claimed.append(pod)
-            elif action is ClaimAction.ADOPT:
+                continue
+            if action is ClaimAction.IGNORE:
+                continue
+            namespace, name = object_namespace(pod), object_name(pod)
+            pod_uid = str(object_meta(pod).get("uid", ""))
+            if action is ClaimAction.ADOPT:
                 if may_adopt is None:
                     try:
                         await self._recheck_can_adopt(rs)

@@ -23,6 +23,7 @@ from controllers.builtin.pod_control import PodControl, RealPodControl
 from controllers.builtin.replicaset import REPLICA_FAILURE, ReplicaSetController
 from controllers.clock import FakeClock
 from controllers.controller import ControllerContext
+from controllers.informers.indexer import IndexFunc
 from controllers.informers.reflector import ListWatch
 from controllers.informers.shared_informer import SharedInformer
 from controllers.manager import Manager
@@ -81,7 +82,8 @@ class Env:
         self.wall.advance(seconds)
         self.clock.advance(seconds)
 
-    async def start(self, **options: Any) -> ReplicaSetController:
+    async def start(self, *, pod_indexers: Mapping[str, IndexFunc] | None = None,
+                    **options: Any) -> ReplicaSetController:
         def pod_control(context: ControllerContext) -> PodControl:
             self.tracer = TracingPodControl(RealPodControl(context.clientset, context.recorder))
             return self.tracer
@@ -91,7 +93,7 @@ class Env:
                                           clock=self.clock, freeze_objects=True,
                                           resource="replicasets"),
             "pods": SharedInformer(self.pods_lw, clock=self.clock, freeze_objects=True,
-                                   resource="pods"),
+                                   resource="pods", indexers=pod_indexers),
         }
         controller = ReplicaSetController(pod_control_factory=pod_control, **options)
         manager = Manager(self.api, [controller], clock=self.clock, cache_sync_poll=0.01,
