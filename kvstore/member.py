@@ -34,6 +34,18 @@ class NodeOptions:
     unsafe_no_fsync: bool = False
     limits: Limits = field(default_factory=Limits)
     max_inflight_msgs: int = 512
+    # History compaction (kvstore.compactor): "periodic" keeps
+    # ``auto_compaction_retention`` seconds, "revision" that many revisions;
+    # 0 keeps every revision until someone calls ``compact``.
+    auto_compaction_mode: str = "periodic"
+    auto_compaction_retention: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.auto_compaction_mode not in ("periodic", "revision"):
+            raise ValueError(f"unknown auto-compaction mode {self.auto_compaction_mode!r} "
+                             "(want periodic or revision)")
+        if self.auto_compaction_retention < 0:
+            raise ValueError("auto-compaction retention must not be negative")
 
 
 @dataclass(frozen=True, slots=True)

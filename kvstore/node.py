@@ -41,9 +41,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from kvstore.clock import Clock, MonotonicClock
+from kvstore.compactor import CompactionPlan, Compactor, Mode
 from kvstore.errors import (
     InvariantError,
     KvError,
@@ -265,6 +266,9 @@ class Node:
             loop.create_task(self._run(), name=f"member-{self.member_id}-ready"),
             loop.create_task(self._ticker(), name=f"member-{self.member_id}-tick"),
         ]
+        if opts.auto_compaction_retention > 0:
+            self._tasks.append(loop.create_task(
+                self._compactor().run(), name=f"member-{self.member_id}-compactor"))
         self._wake.set()
 
     async def stop(self) -> None:
@@ -294,6 +298,17 @@ class Node:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    def _compactor(self) -> Compactor:
+        opts = self.options
+        store = self.machine.store
+        return Compactor(
+            CompactionPlan(cast(Mode, opts.auto_compaction_mode), opts.auto_compaction_retention),
+            clock=self.clock,
+            is_leader=lambda: self.is_leader,
+            revisions=lambda: (store.revision, store.compact_revision),
+            compact=self.compact,
+        )
 
     def _need_raw(self) -> RawNode:
         if self._raw is None:

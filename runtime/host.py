@@ -21,6 +21,7 @@ import signal
 import sys
 from pathlib import Path
 
+from kvstore.compactor import COMPACTION_MODES, parse_retention
 from kvstore.node import Node, NodeOptions
 from kvstore.transport.server import ClientServer
 from runtime.clusterfile import ClusterFile, parse_addr
@@ -77,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="applied entries between snapshots (and log compactions)")
     ap.add_argument("--catch-up-entries", type=int, default=5_000,
                     help="entries kept after a snapshot for slow followers")
+    ap.add_argument("--auto-compaction-mode", choices=COMPACTION_MODES, default="periodic",
+                    help="periodic: keep a span of time; revision: keep a number of revisions")
+    ap.add_argument("--auto-compaction-retention", default="5m",
+                    help="history to keep: a duration (5m, 1h; a bare number is hours) in "
+                         "periodic mode, a revision count in revision mode; 0 keeps everything")
     ap.add_argument("--no-control-plane", action="store_true",
                     help="run the store member only: no controllers, scheduler or kubelet")
     ap.add_argument("--simulated-kubelet", action="store_true",
@@ -90,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="default seconds pods tolerate an unreachable node")
     ap.add_argument("--log-level", default="INFO")
     args = ap.parse_args(argv)
+    try:
+        retention = parse_retention(args.auto_compaction_mode, args.auto_compaction_retention)
+    except ValueError as e:
+        ap.error(f"--auto-compaction-retention: {e}")
     lease = args.leader_lease_duration
     plane_options = None if args.no_control_plane else ControlPlaneOptions(
         simulated_kubelet=args.simulated_kubelet, lease_duration=lease,
@@ -104,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         election_tick=args.election_ticks,
         snapshot_count=args.snapshot_count,
         catch_up_entries=args.catch_up_entries,
+        auto_compaction_mode=args.auto_compaction_mode,
+        auto_compaction_retention=retention,
     )
     logging.basicConfig(
         level=args.log_level.upper(),
