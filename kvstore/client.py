@@ -211,6 +211,16 @@ class _Connection(asyncio.Protocol):
                     self.timer = self.loop.call_at(deadline, self._expire)
         return req_id, fut
 
+    def post(self, method: str, args: list[Any]) -> None:
+        """Send a request whose answer nobody waits for (it is dropped when it comes)."""
+        if self.transport is None:
+            return
+        self.next_id += 1
+        self.out.append(self.packer.pack([self.next_id, method, args]))
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
     def _expire(self) -> None:
         self.timer = None
         now = self.loop.time()
@@ -558,8 +568,7 @@ class _RemoteWatch:
         conn = self.conn
         if conn is not None:
             conn.streams.pop(self.req_id, None)
-            if conn.transport is not None:
-                conn.send("watch_cancel", [self.req_id])
+            conn.post("watch_cancel", [self.req_id])
         self.conn = None
 
     def __aiter__(self) -> _RemoteWatch:
