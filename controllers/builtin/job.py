@@ -110,7 +110,12 @@ from controllers.informers.store import (
     thaw,
 )
 
-__all__ = ["COMPLETION_INDEX_ENV", "JobController", "indexed_pod_template"]
+__all__ = [
+    "COMPLETION_INDEX_ENV",
+    "JobController",
+    "indexed_pod_generate_name",
+    "indexed_pod_template",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -128,6 +133,20 @@ class _Outcome:
     deleted: int = 0
     wait: float = 0.0      # seconds of back-off left before pods may be created
     failed: bool = False   # a create failed
+
+
+GENERATE_NAME_PREFIX_MAX = 63 - 5
+"""The longest ``generateName`` whose generated names fit a DNS-1123 label."""
+
+
+def indexed_pod_generate_name(job_name: str, index: int) -> str:
+    """The ``generateName`` of index ``index``'s pods: ``<job>-<index>-``, as Kubernetes names them.
+
+    The job name is cut short so that the prefix plus the five-character
+    random suffix still fits a 63-character label.
+    """
+    tail = f"-{index}-"
+    return job_name[:GENERATE_NAME_PREFIX_MAX - len(tail)] + tail
 
 
 def indexed_pod_template(template: Mapping[str, Any], job_name: str, index: int) -> Obj:
@@ -412,7 +431,7 @@ class JobController:
                 return _Outcome(wait=delay)
             template = (job.get("spec") or {}).get("template") or {}
             count = min(-diff, self.burst_pods)
-            return await self._create_pods(key, job, [template] * count)
+            return await self._create_pods(key, job, [(template, None)] * count)
         return _Outcome()
 
     async def _manage_indexed(self, key: str, job: Mapping[str, Any],
@@ -443,12 +462,17 @@ class JobController:
             return _Outcome(wait=delay)
         template = (job.get("spec") or {}).get("template") or {}
         name = object_name(job)
-        templates = [indexed_pod_template(template, name, i) for i in pending[:count]]
+        templates = [(indexed_pod_template(template, name, i), indexed_pod_generate_name(name, i))
+                     for i in pending[:count]]
         return await self._create_pods(key, job, templates)
 
     async def _create_pods(self, key: str, job: Mapping[str, Any],
-                           templates: Sequence[Mapping[str, Any]]) -> _Outcome:
-        """Create one pod per template in slow-start batches (stopping at a failed batch)."""
+                           templates: Sequence[tuple[Mapping[str, Any], str | None]],
+                           ) -> _Outcome:
+        """Create one pod per ``(template, generateName)`` in slow-start batches.
+
+        A failed batch stops the rest.
+        """
         _, _, _, expectations, pod_control = self._parts()
         namespace = object_namespace(job)
         ref = owner_reference(job)
@@ -456,9 +480,10 @@ class JobController:
         queue = list(templates)
 
         async def create() -> None:
-            template = queue.pop(0)
+            template, generate_name = queue.pop(0)
             try:
-                await pod_control.create_pod(namespace, template, job, ref)
+                await pod_control.create_pod(namespace, template, job, ref,
+                                             generate_name=generate_name)
             except Forbidden:
                 expectations.creation_observed(key)  # a terminating namespace: no event comes
 

@@ -63,8 +63,12 @@ class PodControl(Protocol):
     """Creates, deletes and patches pods on behalf of an owner (see the module docstring)."""
 
     async def create_pod(self, namespace: str, template: Mapping[str, Any],
-                         owner: Mapping[str, Any], controller_ref: Mapping[str, Any]) -> Obj:
-        """Create a pod from ``template`` owned by ``owner``; returns the pod as stored."""
+                         owner: Mapping[str, Any], controller_ref: Mapping[str, Any], *,
+                         generate_name: str | None = None) -> Obj:
+        """Create a pod from ``template`` owned by ``owner``; returns the pod as stored.
+
+        Its name is ``generate_name`` (default ``<owner name>-``) plus a random suffix.
+        """
         ...
 
     async def delete_pod(self, namespace: str, name: str, owner: Mapping[str, Any], *,
@@ -78,11 +82,15 @@ class PodControl(Protocol):
 
 
 def pod_from_template(template: Mapping[str, Any], owner: Mapping[str, Any],
-                      controller_ref: Mapping[str, Any] | None) -> Obj:
-    """The pod ``owner`` creates from ``template`` (a mutable copy; no namespace set)."""
+                      controller_ref: Mapping[str, Any] | None, *,
+                      generate_name: str | None = None) -> Obj:
+    """The pod ``owner`` creates from ``template`` (a mutable copy; no namespace set).
+
+    It is named by ``generate_name``, ``<owner name>-`` unless given.
+    """
     tmeta = template.get("metadata") or {}
     owner_name = str((owner.get("metadata") or {}).get("name", ""))
-    metadata: Obj = {"generateName": f"{owner_name}-"}
+    metadata: Obj = {"generateName": generate_name or f"{owner_name}-"}
     for field in ("labels", "annotations", "finalizers"):
         value = tmeta.get(field)
         if value:
@@ -117,8 +125,9 @@ class RealPodControl:
         self.recorder = recorder
 
     async def create_pod(self, namespace: str, template: Mapping[str, Any],
-                         owner: Mapping[str, Any], controller_ref: Mapping[str, Any]) -> Obj:
-        pod = pod_from_template(template, owner, controller_ref)
+                         owner: Mapping[str, Any], controller_ref: Mapping[str, Any], *,
+                         generate_name: str | None = None) -> Obj:
+        pod = pod_from_template(template, owner, controller_ref, generate_name=generate_name)
         _check_labels(pod)
         pod["metadata"]["namespace"] = namespace
         try:
@@ -166,13 +175,14 @@ class FakePodControl:
         self.patches: list[tuple[str, Obj]] = []
 
     async def create_pod(self, namespace: str, template: Mapping[str, Any],
-                         owner: Mapping[str, Any], controller_ref: Mapping[str, Any]) -> Obj:
+                         owner: Mapping[str, Any], controller_ref: Mapping[str, Any], *,
+                         generate_name: str | None = None) -> Obj:
         self.create_calls += 1
         if self.create_error is not None:
             raise self.create_error
         if self.create_limit is not None and len(self.created) >= self.create_limit:
             raise ApiError(f"not creating more than {self.create_limit} pods")
-        pod = pod_from_template(template, owner, controller_ref)
+        pod = pod_from_template(template, owner, controller_ref, generate_name=generate_name)
         _check_labels(pod)
         pod["metadata"]["namespace"] = namespace
         pod["metadata"]["name"] = f"{pod['metadata']['generateName']}{len(self.created)}"

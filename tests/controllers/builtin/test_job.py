@@ -19,7 +19,7 @@ import kvstore
 from controllers.api import Clientset
 from controllers.api.errors import Invalid, NotFound
 from controllers.api.objects import Obj, format_timestamp
-from controllers.builtin.job import COMPLETION_INDEX_ENV, JobController
+from controllers.builtin.job import COMPLETION_INDEX_ENV, JobController, indexed_pod_generate_name
 from controllers.builtin.job_state import COMPLETION_INDEX
 from controllers.clock import FakeClock
 from controllers.controller import Controller
@@ -226,6 +226,8 @@ async def test_indexed_job_gives_each_pod_its_index(env: Env) -> None:
         i = index_of(p)
         assert p["metadata"]["labels"][COMPLETION_INDEX] == str(i)
         assert p["spec"]["hostname"] == f"pi-{i}"
+        name = p["metadata"]["name"]
+        assert name.startswith(f"pi-{i}-") and len(name) == len(f"pi-{i}-") + 5
         assert {"name": COMPLETION_INDEX_ENV, "value": str(i)} in \
             p["spec"]["containers"][0]["env"]
     first = next(p for p in pods if index_of(p) == 0)
@@ -485,3 +487,9 @@ async def test_duplicate_index_pods_are_deleted(env: Env) -> None:
 async def test_restart_policy_always_is_refused(env: Env) -> None:
     with pytest.raises(Invalid):
         await env.api.resource("jobs").create(job(restart="Always"))
+
+
+def test_indexed_pod_names_keep_their_index_within_a_label() -> None:
+    assert indexed_pod_generate_name("pi", 7) == "pi-7-"
+    long = indexed_pod_generate_name("j" * 63, 12345)
+    assert long.endswith("-12345-") and len(long) + 5 == 63
