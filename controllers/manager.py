@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from controllers.api.clientset import Clientset
@@ -147,6 +147,7 @@ class Manager:
         controllers: Sequence[Controller] | None = None,
         *,
         workers_per_controller: int = 1,
+        workers: Mapping[str, int] | None = None,
         leader_election: LeaderElectionConfig | None = None,
         informer_factory: InformerFactory | None = None,
         registry: ControllerRegistry | None = None,
@@ -163,6 +164,9 @@ class Manager:
                 ``registry`` (``REGISTRY`` by default) after discovering the
                 ``steersman.controllers`` entry points, limited to ``enabled``.
             workers_per_controller: workers per controller (at least 1).
+            workers: workers of particular controllers, by name, overriding
+                ``workers_per_controller`` (kube-controller-manager's
+                ``--concurrent-*-syncs``; ``CONCURRENT_SYNCS`` has its defaults).
             leader_election: None to lead at once, without a lease.
             informer_factory: makes the informer of a resource name; by
                 default each term's ``SharedInformerFactory`` on ``clientset``.
@@ -174,8 +178,8 @@ class Manager:
         Raises:
             ValueError: fewer than one worker, or two controllers with one name.
         """
-        if workers_per_controller < 1:
-            raise ValueError("workers_per_controller must be at least 1")
+        if workers_per_controller < 1 or any(n < 1 for n in (workers or {}).values()):
+            raise ValueError("every controller needs at least one worker")
         if cache_sync_poll <= 0:
             raise ValueError("cache_sync_poll must be positive")
         if controllers is None:
@@ -188,6 +192,7 @@ class Manager:
         self.clientset = clientset
         self._controllers = list(controllers)
         self._workers = workers_per_controller
+        self._workers_of = dict(workers or {})
         self._informer_factory = informer_factory
         self._rate_limiter_factory = rate_limiter_factory
         self._clock: Clock = clock if clock is not None else RealClock()
@@ -268,7 +273,8 @@ class Manager:
             mine = {name: informers[name] for name in controller.informers}
             controller.setup(ControllerContext(self.clientset, mine, queue.add, queue.add_after,
                                                recorder))
-            runners.append(_Runner(controller, queue, self._workers, list(mine.values()),
+            count = self._workers_of.get(controller.name, self._workers)
+            runners.append(_Runner(controller, queue, count, list(mine.values()),
                                    self._clock, self._sync_poll))
         self._runners = runners
         self._leading = True

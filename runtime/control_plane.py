@@ -27,7 +27,7 @@ from pathlib import Path
 
 from controllers.api.clientset import Clientset
 from controllers.api.errors import AlreadyExists, NotFound
-from controllers.builtin import CONTROLLER_MANAGER, builtin_factory
+from controllers.builtin import CONCURRENT_SYNCS, CONTROLLER_MANAGER, builtin_factory
 from controllers.builtin.nodelifecycle import NodeLifecycleController
 from controllers.builtin.scheduler import Scheduler
 from controllers.controller import Controller
@@ -94,7 +94,8 @@ class ControlPlane:
     async def _run_controller_manager(self) -> None:
         await Manager(self.clientset, self._controllers(),
                       leader_election=self._election("kube-controller-manager"),
-                      workers_per_controller=self.options.workers).run()
+                      workers_per_controller=self.options.workers,
+                      workers=CONCURRENT_SYNCS).run()
 
     async def _run_scheduler(self) -> None:
         await Manager(self.clientset, [Scheduler()],

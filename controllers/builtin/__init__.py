@@ -14,7 +14,14 @@ from collections.abc import Callable
 
 from controllers.controller import REGISTRY, Controller, ControllerRegistry
 
-__all__ = ["BUILTIN", "CONTROLLER_MANAGER", "SCHEDULER", "builtin_factory", "register_builtins"]
+__all__ = [
+    "BUILTIN",
+    "CONCURRENT_SYNCS",
+    "CONTROLLER_MANAGER",
+    "SCHEDULER",
+    "builtin_factory",
+    "register_builtins",
+]
 
 BUILTIN: dict[str, str] = {
     "cronjob": "controllers.builtin.cronjob:CronJobController",
@@ -33,6 +40,18 @@ BUILTIN: dict[str, str] = {
 CONTROLLER_MANAGER = ("cronjob", "daemonset", "deployment", "endpoints", "garbage-collector",
                       "job", "namespace", "node-lifecycle", "replicaset")
 SCHEDULER = ("scheduler",)
+
+CONCURRENT_SYNCS: dict[str, int] = {
+    "cronjob": 5,
+    "daemonset": 2,
+    "deployment": 5,
+    "endpoints": 5,
+    "garbage-collector": 20,
+    "job": 5,
+    "namespace": 10,
+    "replicaset": 5,
+}
+"""Workers per controller: kube-controller-manager's ``--concurrent-*-syncs`` defaults."""
 
 
 def builtin_factory(name: str) -> Callable[[], Controller]:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from controllers.builtin import BUILTIN, CONTROLLER_MANAGER, SCHEDULER, register_builtins
+from controllers.builtin import (
+    BUILTIN,
+    CONCURRENT_SYNCS,
+    CONTROLLER_MANAGER,
+    SCHEDULER,
+    register_builtins,
+)
 from controllers.controller import Controller, ControllerRegistry
 
 
@@ -24,3 +30,8 @@ def test_registering_twice_keeps_what_is_there() -> None:
     register_builtins(registry)
     register_builtins(registry)
     assert registry.names() == sorted(BUILTIN)
+
+
+def test_worker_counts_name_controllers_of_the_controller_manager() -> None:
+    assert set(CONCURRENT_SYNCS) <= set(CONTROLLER_MANAGER)
+    assert CONCURRENT_SYNCS["garbage-collector"] == 20 and CONCURRENT_SYNCS["deployment"] == 5

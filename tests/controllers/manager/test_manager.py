@@ -201,5 +201,24 @@ def test_bad_configurations_are_refused(clock: FakeClock) -> None:
     api = offline_clientset()
     with pytest.raises(ValueError, match="unique"):
         Manager(api, [ToyController(), ToyController()], clock=clock)
-    with pytest.raises(ValueError, match="workers_per_controller"):
+    with pytest.raises(ValueError, match="at least one worker"):
         Manager(api, [ToyController()], workers_per_controller=0, clock=clock)
+    with pytest.raises(ValueError, match="at least one worker"):
+        Manager(api, [ToyController()], workers={"toy": 0}, clock=clock)
+
+
+async def test_each_controller_gets_its_own_worker_count(
+        clock: FakeClock, running: Callable[[Manager], Running]) -> None:
+    gate = asyncio.Event()
+    keys = [f"k{i}" for i in range(8)]
+    wide = ToyController(name="wide", initial_keys=keys, gate=gate, now=clock.now)
+    narrow = ToyController(name="narrow", initial_keys=keys, gate=gate, now=clock.now)
+    manager = Manager(offline_clientset(), [wide, narrow], workers_per_controller=2,
+                      workers={"wide": 5}, clock=clock)
+    running(manager)
+    await settle()
+    assert (len(wide.active), len(narrow.active)) == (5, 2)
+    gate.set()
+    await settle(quiet_turns=30)
+    assert (wide.max_active, narrow.max_active) == (5, 2)
+    assert len(wide.calls) == len(narrow.calls) == 8
