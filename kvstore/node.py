@@ -91,6 +91,7 @@ from kvstore.raft.config import Config
 from kvstore.raft.messages import ConfState, Message, NodeId, StateType
 from kvstore.raft.rawnode import RawNode, Ready
 from kvstore.raft.storage import MemoryLogStorage
+from kvstore.read_index import ReadIndexQueue
 from kvstore.storage.disk import OsDisk
 from kvstore.storage.log_storage import DiskLogStorage
 from kvstore.snapshotter import Snapshotter
@@ -109,17 +110,6 @@ _T = TypeVar("_T")
 
 Answer = Callable[[object], None]
 """Called once with a proposal's outcome: the result, or the exception to raise."""
-
-
-class _Read:
-    """A batch of linearizable reads waiting for one ReadIndex round."""
-
-    __slots__ = ("ctx", "futures", "index")
-
-    def __init__(self, ctx: bytes) -> None:
-        self.ctx = ctx
-        self.futures: list[asyncio.Future[None]] = []
-        self.index = -1
 
 
 class Node:
@@ -152,10 +142,7 @@ class Node:
         # (deadline, request id) in submission order: the ticker times them out.
         self._deadlines: deque[tuple[float, bytes]] = deque()
         self._proposals: list[bytes] = []
-        self._reads: _Read | None = None  # collecting
-        self._reads_inflight: dict[bytes, _Read] = {}
-        self._reads_applied: list[_Read] = []
-        self._next_read = 0
+        self._reads = ReadIndexQueue(boot=self._boot, max_pending=options.max_pending_reads)
         self._flush_scheduled = False
         self._wake = asyncio.Event()
         self._applied_event = asyncio.Event()
@@ -284,7 +271,7 @@ class Node:
         if self._transport is not None:
             await self._transport.close()
         self._fail_waiters(Unavailable("member is stopping"))
-        self._fail_reads(Unavailable("member is stopping"))
+        self._reads.fail(Unavailable("member is stopping"))
         if self._sync_pool is not None:
             # A sync may still run for the ready cycle just cancelled: let it end
             # before the log is closed under it.
@@ -379,16 +366,13 @@ class Node:
                     answer = self._waiters.pop(data[:8], None)
                     if answer is not None:
                         _deliver_outcome(answer, err)
-        reads = self._reads
+        reads = self._reads.take()
         if reads is not None:
-            self._reads = None
             try:
                 raw.read_index(reads.ctx)
-                self._reads_inflight[reads.ctx] = reads
+                self._reads.sent(reads)
             except (ProposalDropped, NotLeader) as e:
-                for f in reads.futures:
-                    if not f.done():
-                        f.set_exception(_as_unavailable(e))
+                reads.settle(_as_unavailable(e))
 
     async def _handle_ready(self, raw: RawNode, rd: Ready) -> None:
         disk, storage = self._need_disk()
@@ -434,11 +418,8 @@ class Node:
         if committed:
             self._apply(committed)
         for rs in rd.read_states:
-            batch = self._reads_inflight.pop(rs.request_ctx, None)
-            if batch is not None:
-                batch.index = rs.index
-                self._reads_applied.append(batch)
-        self._release_reads()
+            self._reads.answered(rs.request_ctx, rs.index)
+        self._reads.release(self.machine.applied_index)
         raw.advance(rd)
         await self._maybe_snapshot()
 
@@ -466,32 +447,6 @@ class Node:
         for answer in waiters.values():
             _deliver_outcome(answer, err)
 
-    def _release_reads(self) -> None:
-        if not self._reads_applied:
-            return
-        applied = self.machine.applied_index
-        keep = []
-        for batch in self._reads_applied:
-            if batch.index <= applied:
-                for f in batch.futures:
-                    if not f.done():
-                        f.set_result(None)
-            else:
-                keep.append(batch)
-        self._reads_applied = keep
-
-    def _fail_reads(self, err: Exception) -> None:
-        batches = list(self._reads_inflight.values()) + self._reads_applied
-        if self._reads is not None:
-            batches.append(self._reads)
-        self._reads = None
-        self._reads_inflight = {}
-        self._reads_applied = []
-        for b in batches:
-            for f in b.futures:
-                if not f.done():
-                    f.set_exception(err)
-
     def _on_soft_state(self, lead: NodeId, role: StateType) -> None:
         was_leader = self._role == StateType.LEADER
         changed = lead != self._leader
@@ -507,14 +462,7 @@ class Node:
             self.leader_changed.set()
             self.leader_changed = asyncio.Event()
             # Reads sent to the old leader will never be answered: ask again.
-            if self._reads_inflight:
-                retry = list(self._reads_inflight.values())
-                self._reads_inflight = {}
-                for batch in retry:
-                    if self._reads is None:
-                        self._reads = batch
-                    else:
-                        self._reads.futures.extend(batch.futures)
+            self._reads.resend()
 
     async def _maybe_snapshot(self) -> None:
         key_index = self.machine.store.index
@@ -647,15 +595,7 @@ class Node:
             # A lone member's applied state is current once its commit is applied.
             if self.machine.applied_index >= self._raw.raft.raft_log.committed:
                 return
-        batch = self._reads
-        if batch is None:
-            pending = sum(len(b.futures) for b in self._reads_inflight.values())
-            if pending >= self.options.max_pending_reads:
-                raise Overloaded("too many pending reads; retry later")
-            self._next_read += 1
-            batch = self._reads = _Read(_REQ_ID.pack(self._boot | self._next_read))
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        batch.futures.append(fut)
+        fut = self._reads.add()
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush_now)
