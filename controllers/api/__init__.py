@@ -3,9 +3,10 @@
 General layout (imports point down only):
 
 - ``clientset``, ``client``: ``Clientset`` and ``ResourceClient``: create, get,
-  list, update, update_status, patch, delete and watch.
-- ``watch``, ``listing``, ``deletion``, ``patch``: the semantics of watches,
-  paged lists, finalizers and propagation, merge and strategic patches.
+  list, update, update_status, patch, delete, watch, and bind for pods.
+- ``watch``, ``listing``, ``deletion``, ``patch``, ``binding``: the semantics of
+  watches, paged lists, finalizers and propagation, merge and strategic
+  patches, and pods/binding.
 - ``kinds``: the registry of kinds (built-in and ``register_kind``) and storage keys.
 - ``defaults``; ``validation`` with ``pod_validation``, ``workload_validation``,
   ``core_validation``: what every write is defaulted with and checked against.

@@ -23,6 +23,9 @@ concurrent writers never lose each other's changes:
   and updates it, reading again and retrying on ``Conflict`` unless the
   patch names a ``metadata.resourceVersion``, which is then a precondition.
 - ``delete`` follows ``deletion``: at once, or by marking the object.
+- ``bind`` (pods only) is the ``pods/binding`` subresource: one CAS write
+  that sets ``spec.nodeName`` and ``PodScheduled=True`` together, refused
+  for a pod that has a node already or is being deleted (see ``binding``).
 
 Reads (``get``, ``list``) are linearizable. ``namespace=""`` means
 ``default`` for namespaced kinds and is ignored for cluster-scoped ones.
@@ -34,7 +37,7 @@ import random
 import uuid
 from typing import Any
 
-from controllers.api import deletion, service_ips, strategy
+from controllers.api import binding, deletion, service_ips, strategy
 from controllers.api.errors import AlreadyExists, BadRequest, Conflict, Forbidden, NotFound
 from controllers.api.kinds import REGISTRY, Kind, KindRegistry
 from kvstore.kv import KV
@@ -286,6 +289,46 @@ class ResourceClient:
                 if precondition or attempt == _CAS_ATTEMPTS - 1:
                     raise
         raise Conflict(self.kind.resource, name)
+
+    # -- bind ----------------------------------------------------------------------
+    async def bind(
+        self,
+        name: str,
+        namespace: str,
+        node_name: str,
+        *,
+        uid: str | None = None,
+        resource_version: str | None = None,
+    ) -> Obj:
+        """Bind the pod ``name`` to ``node_name`` in one write; return the pod as stored.
+
+        Sets ``spec.nodeName`` and the ``PodScheduled=True`` condition together
+        (``lastTransitionTime`` from the client's clock), as Kubernetes'
+        ``pods/binding`` does. ``uid`` and ``resource_version`` are
+        preconditions. A write that loses a race with another one (say, a label
+        edit) reads the pod again and retries, re-checking everything.
+
+        Raises:
+            NotFound, Conflict (the pod has a node already, is being deleted, or
+            a precondition fails), Invalid (a bad node name), BadRequest (not pods).
+        """
+        if self.kind.api_version != "v1" or self.kind.plural != "pods":
+            raise BadRequest(f"{self.kind.resource} has no binding subresource")
+        binding.validate_binding(name, node_name)
+        key = self._key(namespace, name)
+        for _ in range(_CAS_ATTEMPTS):
+            current = await self.kv.get(key)
+            if current is None:
+                raise NotFound(self.kind.resource, name)
+            old = decode(current)
+            binding.check_preconditions(old, uid, resource_version)
+            new = binding.prepare_for_bind(old, node_name, now=self.clock.now())
+            res = await self.kv.txn([compare(key, CompareTarget.MOD, "=", current.mod_revision)],
+                                    [op_put(key, encode(new))])
+            if res.succeeded:
+                new["metadata"]["resourceVersion"] = str(res.header_revision)
+                return new
+        raise Conflict(self.kind.resource, name, "the object kept changing during binding")
 
     # -- delete --------------------------------------------------------------------
     async def delete(

@@ -23,12 +23,14 @@ One attempt, on the cache (no store reads):
    cluster it stops filtering once enough nodes fit
    (``percentage_of_nodes_to_score``), and each attempt starts where the
    previous one stopped, so every node gets its turn.
-2. Fit: the pod is assumed on the node in the cache, then bound by an
-   ``update`` setting ``spec.nodeName`` (CAS on ``resourceVersion``); its
-   ``PodScheduled`` condition becomes ``True`` and a ``Scheduled`` event
-   says "Successfully assigned ns/pod to node". A ``Conflict`` means the
-   pod changed: it is read again and, if still pending, scheduled again
-   from scratch; if someone bound or deleted it meanwhile it is dropped.
+2. Fit: the pod is assumed on the node in the cache, then bound through
+   the ``pods/binding`` subresource (``ResourceClient.bind``, with the pod's
+   uid as precondition, as kube-scheduler's DefaultBinder does): one store
+   write sets ``spec.nodeName`` and ``PodScheduled=True``, and a
+   ``Scheduled`` event says "Successfully assigned ns/pod to node". A
+   ``Conflict`` (someone bound it first, it is being deleted, or it was
+   replaced by a pod of the same name) reads it again: if still pending it
+   is scheduled again from scratch, else it is dropped.
 3. No fit: ``PodScheduled`` becomes ``False`` with reason
    ``Unschedulable`` and Kubernetes' message ("0/3 nodes are available: 1
    Insufficient cpu, ..."), a ``FailedScheduling`` warning is recorded, and
@@ -347,10 +349,11 @@ class Scheduler:
             raise RuntimeError("reconcile before setup")
         client = context.clientset.resource("pods")
         self.cache.assume(info, node_name)
-        body = thaw(info.pod)
-        body["spec"]["nodeName"] = node_name
+        metadata = info.pod.get("metadata")
+        uid = metadata.get("uid") if isinstance(metadata, Mapping) else None
         try:
-            bound = await client.update(body)
+            bound = await client.bind(info.name, info.namespace, node_name,
+                                      uid=str(uid) if uid else None)
         except Conflict:
             self.cache.forget(info.key)
             try:
@@ -361,7 +364,6 @@ class Scheduler:
         except NotFound:
             self.cache.forget(info.key)
             return None
-        await self._mark_scheduled(bound, node_name)
         context.recorder.event(bound, "Normal", "Scheduled",
                                f"Successfully assigned {info.key} to {node_name}")
         return None
@@ -401,14 +403,6 @@ class Scheduler:
                 body = await client.get(body["metadata"]["name"], body["metadata"]["namespace"])
                 if is_assigned(body) != (cond["status"] == "True"):
                     return  # bound (or not) by someone else meanwhile: not ours to say
-
-    async def _mark_scheduled(self, pod: Mapping[str, Any], node_name: str) -> None:
-        """Set ``PodScheduled=True``; the binding stands even if this fails (it is logged)."""
-        try:
-            await self._write_condition(pod, self._condition(pod, "True"))
-        except Exception as e:  # noqa: BLE001 - best effort: the binding is what counts
-            _log.warning("scheduler: %s bound to %s, but its PodScheduled condition was not "
-                         "written: %s", pod_key(pod), node_name, e)
 
     async def _record_unschedulable(self, pod: Mapping[str, Any], message: str) -> None:
         """``PodScheduled=False``/``Unschedulable`` with ``message``, and a ``FailedScheduling`` event."""

@@ -274,40 +274,53 @@ async def test_higher_priority_pods_are_scheduled_first(
     assert await node_of(api, "low") == ""
 
 
-async def test_a_conflicting_bind_rereads_and_a_pod_bound_meanwhile_is_skipped(
+async def test_a_refused_bind_rereads_and_a_pod_bound_meanwhile_is_skipped(
         api: Clientset, run: Callable[..., Awaitable[Running]],
         monkeypatch: pytest.MonkeyPatch) -> None:
     await create(api, make_node("node-a"))
     await create(api, make_node("node-b", cpu="1"))
-    await create(api, make_pod("relabelled"))
-    await create(api, make_pod("taken"))
+    old_uids = {name: (await create(api, make_pod(name)))["metadata"]["uid"]
+                for name in ("relabelled", "replaced", "taken")}
     pods = api.resource("pods")
-    original = pods.update
-    interfered: list[str] = []
+    original = pods.bind
+    calls: list[tuple[str, str | None]] = []
 
-    async def update(obj: dict[str, Any]) -> dict[str, Any]:
-        name = obj["metadata"]["name"]
-        if name not in interfered:
-            interfered.append(name)
-            current = await pods.get(name, "default")
+    async def bind(name: str, namespace: str, node_name: str, *, uid: str | None = None,
+                   resource_version: str | None = None) -> dict[str, Any]:
+        calls.append((name, uid))
+        if [n for n, _ in calls].count(name) == 1:
+            current = await pods.get(name, namespace)
             if name == "relabelled":  # someone edits the pod: the bind must not undo it
                 current["metadata"]["labels"] = {"edited": "yes"}
+                await pods.update(current)
+            elif name == "replaced":  # deleted and created again under the same name
+                await pods.delete(name, namespace)
+                await pods.create(make_pod(name))
             else:  # someone else binds it first
-                current["spec"]["nodeName"] = "node-b"
-            await original(current)
-        return await original(obj)
+                await original(name, namespace, "node-b")
+        return await original(name, namespace, node_name, uid=uid,
+                              resource_version=resource_version)
 
-    monkeypatch.setattr(pods, "update", update)
+    monkeypatch.setattr(pods, "bind", bind)
     running = await run()
 
     async def settled() -> bool:
-        return bool(await node_of(api, "relabelled") and await node_of(api, "taken"))
+        return all([await node_of(api, name) for name in old_uids])
 
-    await eventually(settled, "both pods bound")
+    await eventually(settled, "all three pods bound")
     relabelled = await get_pod(api, "relabelled")
     assert relabelled["metadata"]["labels"] == {"edited": "yes"}
+    cond = scheduled_condition(relabelled)
+    assert cond is not None and cond["status"] == "True"
     assert await node_of(api, "taken") == "node-b"  # left where the other binder put it
-    assert sorted(interfered) == ["relabelled", "taken"]
+    # The new pod is not the one decided for: its bind was refused, it was read again
+    # and bound under its own uid.
+    replaced = await get_pod(api, "replaced")
+    assert replaced["metadata"]["uid"] != old_uids["replaced"]
+    assert [c for c in calls if c[0] == "replaced"][:2] == [
+        ("replaced", old_uids["replaced"]), ("replaced", replaced["metadata"]["uid"])]
+    assert [c for c in calls if c[0] in ("relabelled", "taken")] == [
+        ("relabelled", old_uids["relabelled"]), ("taken", old_uids["taken"])]
     await asyncio.sleep(0.1)
     messages = [e["message"] for e in await events(api, "Scheduled")]
     assert not any("default/taken" in m for m in messages)
