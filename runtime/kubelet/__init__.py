@@ -9,9 +9,11 @@ General layout (imports point down only):
 - ``containers``: what to launch and the ``ContainerRuntime`` seam;
   ``process``: OS processes; ``simulated``: none; ``idle``: the process a
   container without a command runs.
-- ``probes``: liveness and readiness probes; ``backoff``: crash-loop delays;
-  ``ipam``: pod IPs; ``logs`` and ``log_server``: container logs;
-  ``pod_source``: one pod watch shared by many kubelets of a process.
+- ``probes``: liveness and readiness probes; ``probe_runner``: running their
+  exec, httpGet and tcpSocket handlers; ``deadline``: timeouts on the clock;
+  ``backoff``: crash-loop delays; ``ipam``: pod IPs; ``logs`` and
+  ``log_server``: container logs; ``events``: the Events the kubelet
+  records; ``pod_source``: one pod watch shared by many kubelets of a process.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from runtime.kubelet.kubelet import Kubelet
 from runtime.kubelet.logs import container_log_path
 from runtime.kubelet.node import KUBELET_VERSION, NODE_LEASE_NAMESPACE
 from runtime.kubelet.pod_source import SharedPodSource
-from runtime.kubelet.probes import ProbeKind, ProbeRunner, ProbeSpec
+from runtime.kubelet.probe_runner import LocalProbeRunner
+from runtime.kubelet.probes import ProbeError, ProbeKind, ProbeResult, ProbeRunner, ProbeSpec
 from runtime.kubelet.simulated import EXIT_CODE_ANNOTATION, RUN_SECONDS_ANNOTATION
 
 __all__ = [
@@ -31,8 +34,11 @@ __all__ = [
     "EXIT_CODE_ANNOTATION",
     "KUBELET_VERSION",
     "Kubelet",
+    "LocalProbeRunner",
     "NODE_LEASE_NAMESPACE",
+    "ProbeError",
     "ProbeKind",
+    "ProbeResult",
     "ProbeRunner",
     "ProbeSpec",
     "RUN_SECONDS_ANNOTATION",

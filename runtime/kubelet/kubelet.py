@@ -20,6 +20,11 @@ What it does, in order (each part has its own module):
   pod's status after a restart when possible, freed when the pod finishes
   or goes away);
 - writes pod statuses through a ``StatusManager`` (``status_manager``);
+- records Events (``events``) through a ``controllers.events.EventRecorder``
+  (component ``kubelet``, host the node's name): about the Node always,
+  about pods only when not simulated (a simulated kubelet stays cheap when
+  hundreds share a process). On the way out the recorder gets up to
+  ``EVENT_FLUSH_SECONDS`` on the clock to write what is queued, then closes;
 - a pod that gets ``deletionTimestamp`` is stopped within its grace
   period, its final status written, then it is deleted for good (a delete
   with grace 0 and the pod's uid as precondition); a pod that vanishes from
@@ -27,7 +32,7 @@ What it does, in order (each part has its own module):
 
 Pods already Succeeded or Failed when first seen are left alone. Processes
 of a real kubelet are started by ``process.ProcessRuntime``; probes run
-through ``probes.ExecProbeRunner``. Both are seams: tests pass their own.
+through ``probe_runner.LocalProbeRunner``. Both are seams: tests pass their own.
 Everything that waits uses the injected clock; timestamps written to the
 store come from the clientset's wall clock.
 """
@@ -46,25 +51,31 @@ from controllers.api.clientset import Clientset
 from controllers.api.errors import Conflict, NotFound
 from controllers.api.objects import Obj, namespaced_name
 from controllers.clock import Clock, RealClock
+from controllers.events import EventRecorder
 from controllers.informers.fifo import DeletedFinalStateUnknown
 from controllers.informers.reflector import ListWatch
 from controllers.informers.shared_informer import ResourceEventHandlerFuncs, SharedInformer
 from controllers.informers.store import thaw
 from runtime.kubelet import logs
 from runtime.kubelet.containers import ContainerRuntime
+from runtime.kubelet.deadline import within
+from runtime.kubelet.events import EventSink
 from runtime.kubelet.ipam import IPExhausted, PodIPAllocator
 from runtime.kubelet.log_server import LogServer, LogTarget
 from runtime.kubelet.node import NodeAgent, NodeConfig, default_capacity
 from runtime.kubelet.pod_source import SharedPodSource
 from runtime.kubelet.pod_worker import PodWorker
-from runtime.kubelet.probes import ExecProbeRunner, ProbeRunner
+from runtime.kubelet.probe_runner import LocalProbeRunner
+from runtime.kubelet.probes import ProbeRunner
 from runtime.kubelet.process import ProcessRuntime
 from runtime.kubelet.simulated import SimulatedProbeRunner, SimulatedRuntime
 from runtime.kubelet.status_manager import StatusManager
 
-__all__ = ["Kubelet"]
+__all__ = ["EVENT_FLUSH_SECONDS", "Kubelet"]
 
 log = logging.getLogger(__name__)
+
+EVENT_FLUSH_SECONDS = 5.0
 
 _TERMINAL = ("Succeeded", "Failed")
 
@@ -104,7 +115,7 @@ class Kubelet:
         self.runtime: ContainerRuntime = runtime if runtime is not None else (
             SimulatedRuntime(self.clock) if simulated else ProcessRuntime())
         self.probe_runner: ProbeRunner = probe_runner if probe_runner is not None else (
-            SimulatedProbeRunner() if simulated else ExecProbeRunner(self.clock))
+            SimulatedProbeRunner() if simulated else LocalProbeRunner(self.clock))
         self._config = NodeConfig(
             name=node_name,
             capacity=dict(capacity) if capacity is not None else default_capacity(),
@@ -113,6 +124,8 @@ class Kubelet:
         self._heartbeat_interval = heartbeat_interval
         self._status_report_interval = status_report_interval
         self.pods = clientset.resource("pods")
+        self.recorder = EventRecorder(clientset, "kubelet", host=node_name)
+        self._pod_events: EventSink | None = None if simulated else self.recorder
         self.status_manager = StatusManager(self.pods, self.clock)
         self.log_server = None if simulated else LogServer(self, host=address, port=log_port)
         self.node_agent: NodeAgent | None = None
@@ -177,7 +190,8 @@ class Kubelet:
             self._config = NodeConfig(**{**_fields(self._config), "kubelet_port": port})
             agent = NodeAgent(self.clientset, self._config, clock=self.clock,
                               heartbeat_interval=self._heartbeat_interval,
-                              status_report_interval=self._status_report_interval)
+                              status_report_interval=self._status_report_interval,
+                              recorder=self.recorder)
             self.node_agent = agent
             await self._register(agent)
             self.ip_allocator = PodIPAllocator(agent.pod_cidr)
@@ -234,7 +248,8 @@ class Kubelet:
             wall=self.clientset.clock, root_dir=self.root_dir, host_ip=self.address,
             pod_ip=self._pod_ip(pod, uid), start_delay=self.start_delay,
             on_change=lambda w: self.status_manager.mark(w.key),
-            on_finished=self._on_finished, finish_deletion=self._finish_deletion)
+            on_finished=self._on_finished, finish_deletion=self._finish_deletion,
+            recorder=self._pod_events)
         self._workers[key] = worker
         self.status_manager.register(key, worker)
         worker.start()
@@ -338,6 +353,16 @@ class Kubelet:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self.log_server is not None:
             await self.log_server.stop()
+        await self._close_recorder()
+
+    async def _close_recorder(self) -> None:
+        try:
+            await within(self.clock, EVENT_FLUSH_SECONDS, self.recorder.flush())
+        except TimeoutError:
+            log.warning("node %s: events not written within %ss of stopping were dropped",
+                        self.node_name, EVENT_FLUSH_SECONDS)
+        finally:
+            await self.recorder.close()
 
 
 def _never() -> bool:

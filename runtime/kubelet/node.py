@@ -24,6 +24,13 @@ False and Ready True, each with ``lastHeartbeatTime``.
 
 A failed beat is logged and retried after one second (at most the interval).
 Timestamps come from the clientset's wall clock.
+
+Events (through ``recorder``, as the Kubernetes kubelet records them): the
+first registration records ``Starting`` "Starting kubelet."; every status
+write that changes a condition from what the store held records "Node N
+status is now: R" (``NodeHasSufficientMemory``, ``NodeHasNoDiskPressure``,
+``NodeHasSufficientPID``, ``NodeReady``): all four for a new node, and
+``NodeReady`` again after a node controller marked the node NotReady.
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ from controllers.api.errors import AlreadyExists, Conflict, NotFound
 from controllers.api.objects import Obj, format_timestamp
 from controllers.clock import Clock
 from controllers.informers.store import thaw
+from runtime.kubelet import events
+from runtime.kubelet.events import EventSink, NoEvents
 from runtime.kubelet.ipam import pod_cidr_for
 
 __all__ = [
@@ -70,6 +79,10 @@ _CONDITIONS = (
     ("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
     ("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
 )
+# The event recorded when a condition comes to the status above.
+_CONDITION_EVENTS = {"MemoryPressure": "NodeHasSufficientMemory",
+                     "DiskPressure": "NodeHasNoDiskPressure",
+                     "PIDPressure": "NodeHasSufficientPID", "Ready": "NodeReady"}
 
 
 def micro_time(seconds: float) -> str:
@@ -121,8 +134,10 @@ class NodeAgent:
         clock: Clock,
         heartbeat_interval: float = 10.0,
         status_report_interval: float = 300.0,
+        recorder: EventSink | None = None,
     ) -> None:
         self.clientset = clientset
+        self.recorder: EventSink = recorder if recorder is not None else NoEvents()
         self.config = config
         self.clock = clock
         self.heartbeat_interval = heartbeat_interval
@@ -133,6 +148,7 @@ class NodeAgent:
         self.node_uid = ""
         self._lease: Obj | None = None
         self._last_report = float("-inf")
+        self._started = False
         self.lease_renewals = 0
         """Successful Lease writes (for tests and metrics)."""
         self.status_reports = 0
@@ -185,7 +201,7 @@ class NodeAgent:
                 stored = await self.nodes.create(new)
             except AlreadyExists:
                 return await self.register()
-            self._reported(stored)
+            self._reported(stored, None)
             return stored
         meta = node.setdefault("metadata", {})
         labels = meta.setdefault("labels", {})
@@ -205,15 +221,29 @@ class NodeAgent:
         if taints:
             spec["taints"] = taints
         node = await self.nodes.update(node)
-        node["status"] = self.desired_status(node.get("status"))
+        previous = node.get("status")
+        node["status"] = self.desired_status(previous)
         stored = await self.nodes.update_status(node)
-        self._reported(stored)
+        self._reported(stored, previous)
         return stored
 
-    def _reported(self, node: Obj) -> None:
+    def _reported(self, node: Obj, previous: Mapping[str, Any] | None) -> None:
         self.node_uid = str((node.get("metadata") or {}).get("uid", ""))
         self._last_report = self.clock.now()
         self.status_reports += 1
+        if not self._started:
+            self._started = True
+            self._event(events.STARTING, events.STARTING_MESSAGE)
+        before = {c.get("type"): c.get("status") for c in (previous or {}).get("conditions")
+                  or () if isinstance(c, Mapping)}
+        for type_, status, _, _ in _CONDITIONS:
+            if before.get(type_) != status:
+                reason = _CONDITION_EVENTS[type_]
+                self._event(reason, events.node_status_message(self.config.name, reason))
+
+    def _event(self, reason: str, message: str) -> None:
+        self.recorder.event(events.node_ref(self.config.name, self.node_uid), events.NORMAL,
+                            reason, message)
 
     async def sync_status(self) -> None:
         """Write the node status if it drifted or is due (see the module docstring)."""
@@ -227,9 +257,10 @@ class NodeAgent:
         due = self.clock.now() - self._last_report >= self.status_report_interval
         if not due and _without_heartbeats(desired) == _without_heartbeats(node.get("status")):
             return
+        previous = node.get("status")
         node["status"] = desired
         try:
-            self._reported(await self.nodes.update_status(node))
+            self._reported(await self.nodes.update_status(node), previous)
         except Conflict:
             await self.sync_status()
 

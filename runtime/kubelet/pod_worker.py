@@ -33,7 +33,10 @@ A pod running longer than ``spec.activeDeadlineSeconds`` (counted from
 ``DeadlineExceeded``.
 
 Every change calls ``on_change`` so the status manager writes ``status()``;
-the worker itself never writes to the store.
+the worker itself never writes to the store. What happens to the pod's
+containers is told through ``recorder`` as the kubelet's Events (see
+``events``: Created, Started, Failed, Killing, BackOff, Unhealthy,
+DeadlineExceeded); none is recorded about a pod that vanished.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from typing import Any
 
 from controllers.api.objects import Obj, WallClock, format_timestamp, parse_timestamp
 from controllers.clock import Clock, Timer
-from runtime.kubelet import logs
+from runtime.kubelet import events, logs
 from runtime.kubelet.backoff import CrashLoopBackoff
 from runtime.kubelet.containers import (
     ContainerLaunch,
@@ -55,6 +58,7 @@ from runtime.kubelet.containers import (
     ContainerStartError,
     build_launch,
 )
+from runtime.kubelet.events import EventSink, NoEvents
 from runtime.kubelet.probes import ProbeKind, Prober, ProbeRunner, ProbeSpec
 from runtime.kubelet.status import ContainerRecord, pod_status
 
@@ -100,6 +104,7 @@ class PodWorker:
         on_change: Callable[[PodWorker], None],
         on_finished: Callable[[PodWorker], None],
         finish_deletion: Callable[[PodWorker], Awaitable[None]],
+        recorder: EventSink | None = None,
     ) -> None:
         self.pod = pod
         meta = pod.get("metadata") or {}
@@ -119,6 +124,7 @@ class PodWorker:
         self._on_change = on_change
         self._on_finished = on_finished
         self._finish_deletion = finish_deletion
+        self.recorder: EventSink = recorder if recorder is not None else NoEvents()
         spec = pod.get("spec") or {}
         self._init_specs = [c for c in spec.get("initContainers") or () if isinstance(c, dict)]
         self._app_specs = [c for c in spec.get("containers") or () if isinstance(c, dict)]
@@ -214,6 +220,8 @@ class PodWorker:
                 log.info("pod %s container %s: image changed; restarting it", self.key,
                          rec.name)
                 self._image_changed[rec.name] = True
+                self._event(events.NORMAL, events.KILLING,
+                            f"Container {rec.name} definition changed, will be restarted")
                 proc.terminate()
                 self._kill_timers[rec.name] = self.clock.call_at(
                     self.clock.now() + _grace_of({"spec": self.pod.get("spec") or {}}),
@@ -225,6 +233,7 @@ class PodWorker:
             return
         log.info("pod %s passed its activeDeadlineSeconds; stopping it", self.key)
         self.deadline_exceeded = True
+        self._event(events.NORMAL, events.DEADLINE_EXCEEDED, events.DEADLINE_MESSAGE)
         self._begin_stop(_grace_of(self.pod))
         self._changed()
 
@@ -242,7 +251,7 @@ class PodWorker:
 
     async def kill_now(self) -> None:
         """Stop every container at once (the pod vanished) and wait."""
-        await self._begin_stop(0)
+        await self._begin_stop(0, announce=False)
         await self._close()
 
     async def _close(self) -> None:
@@ -291,6 +300,9 @@ class PodWorker:
 
     def _changed(self) -> None:
         self._on_change(self)
+
+    def _event(self, type_: str, reason: str, message: str) -> None:
+        self.recorder.event(events.pod_ref(self.pod), type_, reason, message)
 
     async def _pause(self, seconds: float) -> None:
         """Wait ``seconds`` on the clock, or less if the pod starts stopping."""
@@ -378,6 +390,8 @@ class PodWorker:
         delay = backoff.next_delay(ran_for)
         rec.set_waiting("CrashLoopBackOff", f"back-off {delay:g}s restarting failed container="
                         f"{rec.name} pod={self.name}_{self.namespace}({self.uid})")
+        self._event(events.WARNING, events.BACK_OFF,
+                    events.back_off_message(rec.name, self.name, self.namespace, self.uid))
         self._changed()
         await self._pause(delay)
         if not self._stopping:
@@ -404,9 +418,12 @@ class PodWorker:
             rec.container_id = ""
             rec.set_terminated(128, finished_at=self._stamp(), reason="StartError",
                                message=str(e))
+            self._event(events.WARNING, events.FAILED, f"Error: {e}")
             self._changed()
             return 128, 0.0, False
         self._procs[rec.name] = proc
+        self._event(events.NORMAL, events.CREATED, f"Created container {rec.name}")
+        self._event(events.NORMAL, events.STARTED, f"Started container {rec.name}")
         if self._killing:
             proc.kill()
         elif self._stopping:
@@ -446,12 +463,17 @@ class PodWorker:
             probe = c.get(key)
             if not isinstance(probe, dict):
                 continue
-            spec = ProbeSpec.parse(probe, kind)
+            spec = ProbeSpec.parse(probe, kind, c.get("ports") or ())
 
             def on_result(ok: bool, kind: ProbeKind = kind, probe: Obj = probe) -> None:
                 self._probe_result(rec, proc, kind, ok, probe)
 
-            prober = Prober(kind, spec, self.probe_runner, launch, self.clock, on_result)
+            def on_unhealthy(message: str) -> None:
+                if self._procs.get(rec.name) is proc:
+                    self._event(events.WARNING, events.UNHEALTHY, message)
+
+            prober = Prober(kind, spec, self.probe_runner, launch, self.clock, on_result,
+                            on_unhealthy)
             out.append((prober, asyncio.create_task(prober.run())))
         return out
 
@@ -467,6 +489,9 @@ class PodWorker:
             return
         log.info("pod %s container %s failed its liveness probe; stopping it", self.key, rec.name)
         self._liveness_failed[rec.name] = True
+        restarts = ", will be restarted" if self.restart_policy != "Never" else ""
+        self._event(events.NORMAL, events.KILLING,
+                    f"Container {rec.name} failed liveness probe{restarts}")
         grace = probe.get("terminationGracePeriodSeconds")
         if not isinstance(grace, int) or isinstance(grace, bool) or grace < 0:
             grace = _grace_of({"spec": self.pod.get("spec") or {}})
@@ -474,7 +499,7 @@ class PodWorker:
         self._kill_timers[rec.name] = self.clock.call_at(self.clock.now() + grace, proc.kill)
 
     # -- stopping ------------------------------------------------------------------
-    def _begin_stop(self, grace: float) -> asyncio.Task[None]:
+    def _begin_stop(self, grace: float, *, announce: bool = True) -> asyncio.Task[None]:
         deadline = self.clock.now() + max(0.0, grace)
         if self._stopper is None:
             self._stopping = True
@@ -482,7 +507,9 @@ class PodWorker:
             for fut in list(self._pauses):
                 if not fut.done():
                     fut.set_result(None)
-            for proc in list(self._procs.values()):
+            for name, proc in list(self._procs.items()):
+                if announce:
+                    self._event(events.NORMAL, events.KILLING, f"Stopping container {name}")
                 proc.terminate()
             self._stopper = asyncio.create_task(self._stop_containers(),
                                                 name=f"stop {self.key}")

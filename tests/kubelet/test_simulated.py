@@ -25,7 +25,7 @@ from runtime.kubelet import (
 )
 from runtime.kubelet.containers import ContainerLaunch
 from runtime.kubelet.ipam import pod_cidr_for
-from runtime.kubelet.probes import ProbeSpec
+from runtime.kubelet.probes import ProbeResult, ProbeSpec
 from tests.kubelet.support import FAST, WALL_START, eventually, make_kubelet, pod, pod_status
 
 
@@ -47,9 +47,10 @@ class ScriptedProbes:
         self.answers: dict[tuple[str, ProbeKind], bool] = {}
         self.calls: list[tuple[str, ProbeKind]] = []
 
-    async def run(self, kind: ProbeKind, launch: ContainerLaunch, probe: ProbeSpec) -> bool:
+    async def run(self, kind: ProbeKind, launch: ContainerLaunch,
+                  probe: ProbeSpec) -> ProbeResult:
         self.calls.append((launch.container, kind))
-        return self.answers.get((launch.container, kind), True)
+        return ProbeResult(self.answers.get((launch.container, kind), True))
 
 
 async def started(store: Node, tmp_path: Path, clock: FakeClock, **kwargs: Any) -> Kubelet:

@@ -16,7 +16,8 @@ from runtime.kubelet.backoff import CrashLoopBackoff
 from runtime.kubelet.containers import IDLE_ARGV, build_launch, expand_references
 from runtime.kubelet.ipam import IPExhausted, PodIPAllocator, pod_cidr_for
 from runtime.kubelet.logs import read_tail
-from runtime.kubelet.probes import ExecProbeRunner, ProbeKind, ProbeSpec
+from runtime.kubelet.probe_runner import LocalProbeRunner
+from runtime.kubelet.probes import ProbeKind, ProbeSpec
 from runtime.kubelet.status import ContainerRecord, pod_phase, qos_class
 
 
@@ -148,16 +149,18 @@ async def test_the_idle_process_exits_0_on_sigterm(tmp_path: Path) -> None:
 
 async def test_exec_probe_runner_codes_and_timeout(tmp_path: Path) -> None:
     clock = FakeClock()
-    runner = ExecProbeRunner(clock)
+    runner = LocalProbeRunner(clock)
     launch = build_launch({"metadata": {"name": "p"}}, {"name": "c", "env": [
         {"name": "WANT", "value": "yes"}]}, is_init=False, log_path=tmp_path / "c.log",
         pod_dir=tmp_path, pod_ip="", host_ip="")
     ok = ProbeSpec(command=("sh", "-c", 'test "$WANT" = yes'))
-    bad = ProbeSpec(command=("sh", "-c", "exit 1"))
+    bad = ProbeSpec(command=("sh", "-c", "echo not healthy; exit 1"))
     missing = ProbeSpec(command=("/no/such/probe",))
-    assert await runner.run(ProbeKind.READINESS, launch, ok) is True
-    assert await runner.run(ProbeKind.READINESS, launch, bad) is False
-    assert await runner.run(ProbeKind.READINESS, launch, missing) is False
+    assert (await runner.run(ProbeKind.READINESS, launch, ok)).success is True
+    failed = await runner.run(ProbeKind.READINESS, launch, bad)
+    assert failed.success is False and failed.output == "not healthy\n"
+    gone = await runner.run(ProbeKind.READINESS, launch, missing)
+    assert gone.success is False and "no such file" in gone.output
     slow = ProbeSpec(command=("sleep", "600"), timeout_seconds=2)
     task = asyncio.create_task(runner.run(ProbeKind.LIVENESS, launch, slow))
     loop = asyncio.get_running_loop()
@@ -170,5 +173,6 @@ async def test_exec_probe_runner_codes_and_timeout(tmp_path: Path) -> None:
         await asyncio.sleep(0)
     assert not task.done()
     clock.advance(1)
-    assert await asyncio.wait_for(task, 10) is False
+    timed_out = await asyncio.wait_for(task, 10)
+    assert timed_out.success is False and timed_out.output == "command 'sleep 600' timed out"
     assert [p for p in psutil.Process().children() if p.status() != psutil.STATUS_ZOMBIE] == []
