@@ -1,10 +1,10 @@
-"""``steer apply``, ``delete``, ``scale``, ``set image`` and ``label``: kubectl's writes.
+"""``steer apply``, ``delete``, ``scale`` and ``set image``: kubectl's writes.
 
 Each prints what kubectl prints (``deployment.apps/web configured``,
 ``pod "web-1" deleted``, ``deployment.apps/web scaled``...). Changes that
-read an object first (scale with a precondition, set image, label) write
-it back with a compare-and-swap on its resourceVersion and start over on a
-``Conflict``.
+read an object first (scale with a precondition, set image; ``label`` and
+``annotate`` in ``metadata``) write it back with a compare-and-swap on its
+resourceVersion and start over on a ``Conflict`` (``mutate``).
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ from typing import Any
 import click
 
 from controllers.api import ApiError, Clientset, Conflict, NotFound, ResourceClient
-from controllers.api.objects import Obj, labels_of, meta
+from controllers.api.objects import Obj, meta
 from runtime.cli.apply import apply_object
 from runtime.cli.manifests import read_manifests
 from runtime.cli.printers import qualified_name
 from runtime.cli.session import api_error, fail, lookup_kind, run_api
 from runtime.cli.targets import Target, parse_targets, split_slash
 
-__all__ = ["apply", "delete", "label", "mutate", "scale", "set_", "update_images"]
+__all__ = ["apply", "delete", "mutate", "scale", "set_", "update_images"]
 
 _ATTEMPTS = 8
 
@@ -253,71 +253,5 @@ def image(ctx: click.Context, args: tuple[str, ...], namespace: str | None) -> N
                                     lambda o: update_images(o, images))
         if changed:
             click.echo(f"{qualified_name(kind, obj)} image updated")
-
-    run_api(ctx, go)
-
-
-# -- label -----------------------------------------------------------------------------------
-def parse_label_args(args: tuple[str, ...]) -> tuple[list[str], dict[str, str], list[str]]:
-    """Objects, labels to set and labels to remove, from ``label``'s arguments."""
-    objects, add, remove = [], {}, []
-    for arg in args:
-        if "=" in arg:
-            key, value = arg.split("=", 1)
-            add[key] = value
-        elif arg.endswith("-") and len(arg) > 1:
-            remove.append(arg[:-1])
-        else:
-            objects.append(arg)
-    both = [k for k in remove if k in add]
-    if both:
-        fail(f"can not both modify and remove a label in the same command: {both[0]}")
-    return objects, add, remove
-
-
-@click.command()
-@click.argument("args", nargs=-1, required=True)
-@click.option("--overwrite", is_flag=True, help="replace labels that already have a value")
-@click.option("-l", "--selector", default=None)
-@click.option("--all", "all_", is_flag=True)
-@click.option("-n", "--namespace", default=None)
-@click.pass_context
-def label(ctx: click.Context, args: tuple[str, ...], overwrite: bool, selector: str | None,
-          all_: bool, namespace: str | None) -> None:
-    """Update labels: label TYPE NAME... KEY=VALUE... KEY-..."""
-    objects, add, remove = parse_label_args(args)
-    if not add and not remove:
-        fail("at least one label update is required")
-
-    def change(obj: Obj) -> bool:
-        labels = dict(labels_of(obj))
-        for key, value in add.items():
-            if key in labels and labels[key] != value and not overwrite:
-                fail(f"'{key}' already has a value ({labels[key]}), and --overwrite is false")
-            labels[key] = value
-        for key in remove:
-            if key not in labels:
-                click.echo(f'label "{key}" not found.')
-            labels.pop(key, None)
-        if labels == labels_of(obj):
-            return False
-        obj.setdefault("metadata", {})["labels"] = labels
-        return True
-
-    async def go(api: Clientset) -> None:
-        names: list[tuple[ResourceClient, str]] = []
-        for t in parse_targets(api, tuple(objects)):
-            client = api.resource(t.kind.resource)
-            if not t.names:
-                if not selector and not all_:
-                    fail("resource(s) were provided, but no name was specified")
-                lst = await client.list(_namespace(namespace) if t.kind.namespaced else None,
-                                        label_selector=selector)
-                t.names = [str(meta(o)["name"]) for o in lst["items"]]
-            names += [(client, n) for n in t.names]
-        for client, name in names:
-            obj, changed = await mutate(client, name, _namespace(namespace), change)
-            verb = "labeled" if add else "unlabeled"
-            click.echo(f"{qualified_name(client.kind, obj)} {verb if changed else 'not labeled'}")
 
     run_api(ctx, go)

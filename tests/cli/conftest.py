@@ -40,6 +40,9 @@ class Env:
         self.clock = clock
         # Extra async context managers entered around each command (e.g. a fake kubelet).
         self.around: list[Callable[[], AbstractAsyncContextManager[Any]]] = []
+        # Coroutines run beside each command with its Clientset (a stand-in kubelet or
+        # controller acting while the command waits), cancelled when the command ends.
+        self.beside: list[Callable[[Clientset], Awaitable[None]]] = []
         self.group = click.Group("steer", commands=list(COMMANDS))
 
     @contextlib.asynccontextmanager
@@ -49,6 +52,19 @@ class Env:
             for make in self.around:
                 await stack.enter_async_context(make())
             yield Clientset(kv, clock=self.clock, rng=random.Random(7))
+
+    @contextlib.asynccontextmanager
+    async def _open_command(self) -> AsyncIterator[Clientset]:
+        async with self.open() as api:
+            tasks = [asyncio.ensure_future(fn(api)) for fn in self.beside]
+            try:
+                yield api
+            finally:
+                for task in tasks:
+                    task.cancel()
+                for result in await asyncio.gather(*tasks, return_exceptions=True):
+                    if isinstance(result, Exception):
+                        raise result
 
     def run(self, fn: Callable[[Clientset], Awaitable[T]]) -> T:
         """Run ``fn`` with a Clientset of the store (to seed or inspect objects)."""
@@ -62,7 +78,7 @@ class Env:
     def invoke(self, *args: str, input: str | None = None) -> Result:
         """Run ``steer ARGS`` (stdout and stderr kept apart)."""
         return CliRunner().invoke(self.group, list(args), input=input,
-                                  obj={"api_opener": self.open}, catch_exceptions=False)
+                                  obj={"api_opener": self._open_command}, catch_exceptions=False)
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""``delete``, ``scale``, ``set image`` and ``label``."""
+"""``delete``, ``scale`` and ``set image``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from controllers.api import Clientset, NotFound
-from runtime.cli.objects import parse_label_args, update_images
+from runtime.cli.objects import update_images
 from runtime.cli.session import CommandError
 
 from .conftest import Env
@@ -123,30 +123,3 @@ def test_update_images_everywhere_a_pod_template_lives() -> None:
     assert not update_images(p, {"a": "1"})
     with pytest.raises(CommandError):
         update_images({"kind": "ConfigMap", "data": {}}, {"a": "1"})
-
-
-def test_label(env: Env) -> None:
-    _seed(env)
-    r = env.invoke("label", "pods", "web-1", "tier=fe", "team=a")
-    assert (r.exit_code, r.stdout) == (0, "pod/web-1 labeled\n")
-    r = env.invoke("label", "pod", "web-1", "tier=be")
-    assert r.exit_code == 1
-    assert r.stderr == "error: 'tier' already has a value (fe), and --overwrite is false\n"
-    r = env.invoke("label", "pod", "web-1", "tier=be", "--overwrite")
-    assert r.stdout == "pod/web-1 labeled\n"
-    r = env.invoke("label", "pod/web-1", "team-")
-    assert r.stdout == "pod/web-1 unlabeled\n"
-    r = env.invoke("label", "pod/web-1", "team-")
-    assert r.stdout == 'label "team" not found.\npod/web-1 not labeled\n'
-    live = env.run(lambda api: api.resource("pods").get("web-1", ""))
-    assert live["metadata"]["labels"] == {"app": "web", "tier": "be"}
-    r = env.invoke("label", "pods", "-l", "app=web", "ring=0")
-    assert r.stdout.splitlines() == ["pod/web-1 labeled", "pod/web-2 labeled"]
-    r = env.invoke("label", "pod", "web-1", "bad key=x")
-    assert r.exit_code == 1 and r.stderr.startswith("Error from server (Invalid)")
-
-
-def test_parse_label_args() -> None:
-    assert parse_label_args(("pod", "a", "x=1", "y-")) == (["pod", "a"], {"x": "1"}, ["y"])
-    with pytest.raises(CommandError):
-        parse_label_args(("pod", "a", "x=1", "x-"))
