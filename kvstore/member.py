@@ -29,7 +29,7 @@ class NodeOptions:
     request_timeout: float = 7.0
     max_pending_proposals: int = 20_000
     max_pending_reads: int = 20_000
-    snapshot_count: int = 50_000
+    snapshot_count: int = 100_000  # etcd's --snapshot-count default
     catch_up_entries: int = 5_000
     unsafe_no_fsync: bool = False
     limits: Limits = field(default_factory=Limits)

@@ -166,7 +166,10 @@ async def bench_steersman_level(endpoints: list[str], clients: int, conns: int, 
 def steersman_cluster(unsafe_no_fsync: bool = False) -> Iterator[tuple[list[str], list[int]]]:
     with tempfile.TemporaryDirectory(prefix="steer-bench-") as d:
         cluster = LocalCluster(os.path.join(d, ".steer"))
-        extra = ["--log-level", "WARNING", "--no-control-plane", "--snapshot-count", os.environ.get("BENCH_SNAPSHOT_COUNT", "100000")] + (["--unsafe-no-fsync"] if unsafe_no_fsync else [])
+        # The members' defaults, as `steer up` runs them, minus the control plane.
+        extra = ["--log-level", "WARNING", "--no-control-plane"]
+        if unsafe_no_fsync:
+            extra.append("--unsafe-no-fsync")
         cf, _ = cluster.up(3, free_base_port(6), extra_args=extra)
         try:
             leader = asyncio.run(cluster.wait_for_leader(30))
