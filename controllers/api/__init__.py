@@ -36,7 +36,7 @@ from controllers.api.errors import (
 from controllers.api.kinds import REGISTRY, Kind, KindRegistry, register_kind
 from kvstore.kv import KV
 from controllers.api.objects import Obj, SystemWallClock, WallClock, namespaced_name
-from controllers.api.patch import merge_patch, strategic_merge_patch
+from controllers.api.patch import json_patch, merge_patch, strategic_merge_patch
 from controllers.api.selectors import FieldSelector, LabelSelector
 from controllers.api.validation import ErrorList
 from controllers.api.watch import ResourceWatch, WatchEvent, WatchEventType
@@ -72,6 +72,7 @@ __all__ = [
     "WatchEvent",
     "WatchEventType",
     "ensure_namespaces",
+    "json_patch",
     "merge_patch",
     "namespaced_name",
     "register_kind",

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from controllers.api import binding, deletion, service_ips, strategy
@@ -51,7 +52,7 @@ from controllers.api.objects import (
     encode,
     meta,
 )
-from controllers.api.patch import merge_patch, strategic_merge_patch
+from controllers.api.patch import json_patch, merge_patch, strategic_merge_patch
 from controllers.api.selectors import FieldSelector, LabelSelector
 from controllers.api.validation import ErrorList, raise_if_invalid, validate_object_meta
 from controllers.api.watch import ResourceWatch, start_watch
@@ -65,6 +66,9 @@ DEFAULT_NAMESPACES = ("default", "kube-system")
 
 _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _GENERATE_ATTEMPTS = 8
+JsonPatchOps = list[Any]
+"""An RFC 6902 patch: a list of operations."""
+
 _CAS_ATTEMPTS = 16
 
 
@@ -251,26 +255,37 @@ class ResourceClient:
         self,
         name: str,
         namespace: str,
-        patch: Obj,
+        patch: Obj | JsonPatchOps,
         patch_type: str = "merge",
         *,
         subresource: str = "",
     ) -> Obj:
-        """Apply ``patch`` (``"merge"``: RFC 7386; ``"strategic"``) to the object or its status.
+        """Apply ``patch`` to the object or its status.
+
+        ``patch_type`` is ``"merge"`` (RFC 7386), ``"strategic"`` or ``"json"``
+        (RFC 6902: a list of operations; a ``test`` of
+        ``/metadata/resourceVersion`` makes it conditional).
 
         Raises:
-            BadRequest (unknown patch type, a patch changing the name), Conflict
-            (only with a resourceVersion precondition), NotFound, Invalid.
+            BadRequest (unknown patch type, a patch changing the name, a JSON
+            patch that does not apply), Conflict (only with a resourceVersion
+            precondition), NotFound, Invalid.
         """
-        if patch_type not in ("merge", "strategic"):
-            raise BadRequest(f"unsupported patch type {patch_type!r} (merge or strategic)")
+        if patch_type not in ("merge", "strategic", "json"):
+            raise BadRequest(f"unsupported patch type {patch_type!r} (merge, strategic or json)")
         if subresource not in ("", "status"):
             raise BadRequest(f"unknown subresource {subresource!r}")
-        if not isinstance(patch, dict):
-            raise BadRequest("a patch must be an object")
-        pmeta = patch.get("metadata")
-        precondition = pmeta.get("resourceVersion") if isinstance(pmeta, dict) else None
-        apply = merge_patch if patch_type == "merge" else strategic_merge_patch
+        precondition: Any = None
+        if patch_type == "json":
+            if not isinstance(patch, list):
+                raise BadRequest("a JSON patch is a list of operations")
+            apply: Callable[[Any, Any], Any] = json_patch
+        else:
+            if not isinstance(patch, dict):
+                raise BadRequest("a patch must be an object")
+            pmeta = patch.get("metadata")
+            precondition = pmeta.get("resourceVersion") if isinstance(pmeta, dict) else None
+            apply = merge_patch if patch_type == "merge" else strategic_merge_patch
         for attempt in range(_CAS_ATTEMPTS):
             current = await self.get(name, namespace)
             merged = apply(current, patch)

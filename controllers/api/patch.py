@@ -1,4 +1,9 @@
-"""Patches: JSON merge patch (RFC 7386) and a strategic merge patch.
+"""Patches: JSON patch (RFC 6902), JSON merge patch (RFC 7386) and a strategic merge patch.
+
+``json_patch(target, operations)`` applies a list of RFC 6902 operations
+(add, remove, replace, move, copy, test) with the ``jsonpatch`` library; an
+operation that does not apply (a failed ``test``, a missing path) raises
+``BadRequest`` and changes nothing.
 
 ``merge_patch(target, patch)``: a dict in the patch merges into the target
 recursively, ``None`` deletes a key, anything else (lists included)
@@ -30,9 +35,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import jsonpatch
+import jsonpointer
+
 from controllers.api.errors import BadRequest
 
-__all__ = ["merge_patch", "strategic_merge_patch"]
+__all__ = ["json_patch", "merge_patch", "strategic_merge_patch"]
 
 _BY_NAME = ("containers", "initContainers", "ephemeralContainers", "env", "volumes",
             "imagePullSecrets")
@@ -40,6 +48,18 @@ _CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
 _SET_LISTS = (("metadata", "finalizers"),)
 _DELETE_FROM = "$deleteFromPrimitiveList/"
 _ORDER = "$setElementOrder/"
+
+
+def json_patch(target: Any, operations: Any) -> Any:
+    """``target`` with the RFC 6902 ``operations`` applied; raises ``BadRequest``."""
+    if not isinstance(operations, list):
+        raise BadRequest("a JSON patch is a list of operations")
+    try:
+        return jsonpatch.apply_patch(target, operations, in_place=False)
+    except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as e:
+        raise BadRequest(f"the JSON patch does not apply: {e}") from e
+    except (TypeError, KeyError, IndexError, ValueError) as e:  # malformed operations
+        raise BadRequest(f"invalid JSON patch: {e}") from e
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

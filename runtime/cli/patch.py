@@ -1,14 +1,14 @@
-"""``steer patch``: change fields of objects with a merge or strategic merge patch.
+"""``steer patch``: change fields of objects with a JSON, merge or strategic merge patch.
 
 ``patch TYPE NAME... -p PATCH`` (or ``TYPE/NAME``; ``--patch-file FILE``
 instead of ``-p``). The patch is JSON or YAML text; ``--type`` is
-``strategic`` (the default, as in kubectl) or ``merge`` (RFC 7386). The
+``strategic`` (the default, as in kubectl), ``merge`` (RFC 7386) or
+``json`` (RFC 6902: a list of operations). The
 store applies it to the object as it is at the time and retries on a
 concurrent write (``ResourceClient.patch``); a ``metadata.resourceVersion``
 in the patch makes it conditional. ``--subresource status`` patches the
 status instead. Prints ``deployment.apps/web patched``, or ``patched (no
-change)`` when the object came out as it was. JSON patches (RFC 6902,
-``--type json``) are refused: the store has no such patch.
+change)`` when the object came out as it was.
 """
 
 from __future__ import annotations
@@ -29,12 +29,16 @@ __all__ = ["PATCH_TYPES", "parse_patch", "patch"]
 PATCH_TYPES = ("json", "merge", "strategic")
 
 
-def parse_patch(text: str, patch_type: str) -> dict[str, Any]:
+def parse_patch(text: str, patch_type: str) -> dict[str, Any] | list[Any]:
     """The patch written as JSON or YAML ``text``; exits with kubectl's error if it is not one."""
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError as e:
         fail(f"unable to parse {text!r}: {e}")
+    if patch_type == "json":
+        if not isinstance(value, list):
+            fail(f"unable to parse {text!r}: a json patch must be a list of operations")
+        return value
     if not isinstance(value, dict):
         fail(f"unable to parse {text!r}: a {patch_type} patch must be an object")
     return value
@@ -59,7 +63,7 @@ def _patch_text(patch_text: str | None, patch_file: str | None) -> str:
 @click.option("-p", "--patch", "patch_text", default=None, help="the patch, as JSON or YAML")
 @click.option("--patch-file", default=None, help="a file holding the patch")
 @click.option("--type", "patch_type", default="strategic", show_default=True,
-              help="strategic or merge")
+              help="strategic, merge or json")
 @click.option("--subresource", default="", help="patch this subresource (status)")
 @click.option("-n", "--namespace", default=None)
 @click.pass_context
@@ -69,9 +73,6 @@ def patch(ctx: click.Context, args: tuple[str, ...], patch_text: str | None,
     """Update fields of objects: patch TYPE NAME -p '{"spec": {"replicas": 3}}'."""
     if patch_type not in PATCH_TYPES:
         fail(f'--type must be one of [{" ".join(PATCH_TYPES)}], not "{patch_type}"')
-    if patch_type == "json":
-        fail("--type json is not supported: the cluster applies merge and strategic merge "
-             "patches only (use --type merge or --type strategic)")
     if subresource not in ("", "status"):
         fail(f'invalid subresource value: "{subresource}". Must be one of [status]')
     text = _patch_text(patch_text, patch_file)

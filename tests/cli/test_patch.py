@@ -57,6 +57,24 @@ def test_merge_patch_replaces_lists_and_yaml_is_accepted(env: Env) -> None:
     assert "app" not in _live(env)["metadata"].get("labels", {})
 
 
+def test_json_patch_applies_operations_in_order_and_can_be_conditional(env: Env) -> None:
+    _seed(env)
+    ops = ('[{"op": "replace", "path": "/spec/replicas", "value": 5},'
+           ' {"op": "add", "path": "/metadata/labels/tier", "value": "fe"},'
+           ' {"op": "remove", "path": "/spec/template/spec/containers/1"}]')
+    r = env.invoke("patch", "deploy", "web", "--type", "json", "-p", ops)
+    assert (r.exit_code, r.stdout, r.stderr) == (0, "deployment.apps/web patched\n", "")
+    live = _live(env)
+    assert live["spec"]["replicas"] == 5 and live["metadata"]["labels"]["tier"] == "fe"
+    assert [c["name"] for c in _containers(env)] == ["web"]
+    # A test of the resourceVersion makes it conditional: a stale one changes nothing.
+    stale = ('[{"op": "test", "path": "/metadata/resourceVersion", "value": "1"},'
+             ' {"op": "replace", "path": "/spec/replicas", "value": 9}]')
+    r = env.invoke("patch", "deploy", "web", "--type", "json", "-p", stale)
+    assert r.exit_code == 1 and "the JSON patch does not apply" in r.stderr
+    assert _live(env)["spec"]["replicas"] == 5
+
+
 def test_patch_cluster_scoped_status_and_file(env: Env, tmp_path: Path) -> None:
     _seed(env)
     r = env.invoke("patch", "node", "n1", "-p", '{"spec":{"unschedulable":true}}')
@@ -76,8 +94,10 @@ def test_patch_cluster_scoped_status_and_file(env: Env, tmp_path: Path) -> None:
     (("deploy", "web", "-p", "{}", "--type", "apply"),
      'error: --type must be one of [json merge strategic], not "apply"\n'),
     (("deploy", "web", "--type", "json", "-p", '[{"op":"remove","path":"/spec/paused"}]'),
-     "error: --type json is not supported: the cluster applies merge and strategic merge "
-     "patches only (use --type merge or --type strategic)\n"),
+     "Error from server (BadRequest): the JSON patch does not apply: can't remove a "
+     "non-existent object 'paused'\n"),
+    (("deploy", "web", "--type", "json", "-p", '{"spec": {}}'),
+     "error: unable to parse '{\"spec\": {}}': a json patch must be a list of operations\n"),
     (("deploy", "-p", "{}"), "error: resource(s) were provided, but no name was specified\n"),
     (("deploy", "nope", "-p", "{}"),
      'Error from server (NotFound): deployments.apps "nope" not found\n'),

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from controllers.api import BadRequest, merge_patch, strategic_merge_patch
+from controllers.api import BadRequest, json_patch, merge_patch, strategic_merge_patch
 
 MERGE = [
     ({"a": "b"}, {"a": "c"}, {"a": "c"}),
@@ -126,3 +126,30 @@ def test_strategic_conditions_by_type_and_nulls_delete() -> None:
                                            {"type": "Available", "status": "True"}]
     assert out["metadata"]["labels"] == {"b": "2"}
     assert target == before
+
+
+def test_json_patch_applies_rfc6902_operations_without_touching_the_target() -> None:
+    target = {"spec": {"replicas": 1, "containers": [{"name": "a"}, {"name": "b"}]},
+              "metadata": {"labels": {"app": "x"}}}
+    ops = [{"op": "replace", "path": "/spec/replicas", "value": 3},
+           {"op": "move", "from": "/metadata/labels/app", "path": "/metadata/labels/name"},
+           {"op": "copy", "from": "/spec/containers/0", "path": "/spec/containers/-"},
+           {"op": "test", "path": "/spec/replicas", "value": 3},
+           {"op": "remove", "path": "/spec/containers/1"}]
+    out = json_patch(target, ops)
+    assert out == {"spec": {"replicas": 3, "containers": [{"name": "a"}, {"name": "a"}]},
+                   "metadata": {"labels": {"name": "x"}}}
+    assert target["spec"]["replicas"] == 1 and len(target["spec"]["containers"]) == 2
+
+
+@pytest.mark.parametrize("ops", [
+    [{"op": "test", "path": "/a", "value": 2}],
+    [{"op": "remove", "path": "/missing"}],
+    [{"op": "replace", "path": "/a/b/c", "value": 1}],
+    [{"op": "frobnicate", "path": "/a"}],
+    [{"path": "/a"}],
+    {"op": "add"},
+])
+def test_json_patch_that_does_not_apply_is_a_bad_request(ops: object) -> None:
+    with pytest.raises(BadRequest):
+        json_patch({"a": 1}, ops)
