@@ -384,8 +384,16 @@ async def _events(api: Clientset, kind: Kind, obj: Obj) -> list[Obj]:
         return bool(inv.get("kind") == kind.kind and inv.get("name") == name)
 
     found = [e for e in lst["items"] if about(e)]
-    return sorted(found, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime")
-                                           or meta(e).get("creationTimestamp") or ""))
+    # Timestamps have whole seconds: events of one second keep the order they
+    # were written in (their resourceVersion).
+    return sorted(found, key=lambda e: (str(e.get("lastTimestamp") or e.get("eventTime")
+                                            or meta(e).get("creationTimestamp") or ""),
+                                        _revision(e)))
+
+
+def _revision(obj: Obj) -> int:
+    rv = meta(obj).get("resourceVersion")
+    return int(rv) if isinstance(rv, str) and rv.isdigit() else 0
 
 
 def _event_age(ev: Obj, now: float) -> str:

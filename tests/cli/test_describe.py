@@ -89,6 +89,20 @@ def test_describe_pod_with_its_events(env: Env) -> None:
     ]
 
 
+def test_events_of_one_second_keep_the_order_they_were_written_in(env: Env) -> None:
+    async def go(api: Clientset) -> None:
+        p = await api.resource("pods").create(pod("web-1", node="n1"))
+        events = api.resource("events")
+        # Names sort the other way round from the order of writing.
+        for name, reason in (("z", "Scheduled"), ("m", "Created"), ("a", "Started")):
+            await events.create(_event(name, p, reason, reason.lower(), ago=3))
+    env.run(go)
+    r = env.invoke("describe", "pod", "web-1")
+    lines = r.stdout.splitlines()
+    reasons = [line.split()[1] for line in lines[lines.index("Events:") + 3:]]
+    assert reasons == ["Scheduled", "Created", "Started"]
+
+
 def test_describe_deployment_names_its_replica_sets(env: Env) -> None:
     async def go(api: Clientset) -> None:
         d = await api.resource("deploy").create(deployment("web", image="nginx:2"))
