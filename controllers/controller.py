@@ -17,7 +17,9 @@ workers at once) and routes the outcome:
 informers (one shared instance per resource name; ``informer(name)`` gives
 the ``SharedInformer`` with its lister and indexer), ``enqueue`` /
 ``enqueue_after`` into this term's queue, and an ``EventRecorder`` named
-after the controller. It registers event handlers there; informers and
+after the controller (or after its ``event_source`` attribute, if it has
+one: the component its Events name, as ``replicaset-controller`` in
+Kubernetes). It registers event handlers there; informers and
 queues are new in every term, so nothing registered in an earlier term
 fires again.
 

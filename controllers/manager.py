@@ -268,7 +268,8 @@ class Manager:
             queue: RateLimitingQueue[str] = RateLimitingQueue(
                 limiter, name=controller.name, clock=self._clock,
                 metrics_provider=self._metrics)
-            recorder = EventRecorder(self.clientset, controller.name)
+            source = getattr(controller, "event_source", None) or controller.name
+            recorder = EventRecorder(self.clientset, str(source))
             recorders.append(recorder)
             mine = {name: informers[name] for name in controller.informers}
             controller.setup(ControllerContext(self.clientset, mine, queue.add, queue.add_after,

@@ -274,6 +274,7 @@ class EndpointsController:
     """Keeps the Endpoints of every Service with a selector (see the module docstring)."""
 
     name = "endpoints"
+    event_source = "endpoint-controller"
     informers: Sequence[str] = ("services", "pods", "endpoints")
 
     def __init__(self, *, max_capacity: int = MAX_CAPACITY, cache_wait: float = 5.0) -> None:

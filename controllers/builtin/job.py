@@ -183,6 +183,7 @@ class JobController:
     """Runs Jobs' pods to completion (see the module docstring)."""
 
     name = "job"
+    event_source = "job-controller"
     informers: Sequence[str] = ("jobs", "pods")
 
     def __init__(self, *, burst_pods: int = BURST_REPLICAS,

@@ -198,6 +198,7 @@ class NamespaceController:
     """Kubernetes' namespace controller (see the module docstring)."""
 
     name = "namespace"
+    event_source = "namespace-controller"
     informers: Sequence[str] = ("namespaces",)
 
     def __init__(self, *, finalizer_estimate_seconds: int = 15) -> None:

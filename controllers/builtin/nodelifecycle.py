@@ -107,6 +107,7 @@ class NodeLifecycleController:
     """Marks silent nodes unreachable, taints them and evicts their pods (see the module)."""
 
     name = "node-lifecycle"
+    event_source = "node-controller"
     informers: Sequence[str] = ("nodes", "leases", "pods")
 
     def __init__(self, grace_period: float = 40.0, eviction_timeout: float = 300.0,

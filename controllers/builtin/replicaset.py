@@ -356,6 +356,7 @@ class ReplicaSetController:
     """Keeps each ReplicaSet's pods in number (see the module docstring)."""
 
     name = "replicaset"
+    event_source = "replicaset-controller"
     informers: Sequence[str] = ("replicasets", "pods")
 
     def __init__(self, *, burst_replicas: int = BURST_REPLICAS,

@@ -95,6 +95,7 @@ class CronJobController:
     """Starts Jobs on schedule (see the module docstring)."""
 
     name = "cronjob"
+    event_source = "cronjob-controller"
     informers: Sequence[str] = ("cronjobs", "jobs")
 
     def __init__(self) -> None:

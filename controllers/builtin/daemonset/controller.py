@@ -120,6 +120,7 @@ class DaemonSetController:
     """Runs one pod per eligible node for every DaemonSet (see the module docstring)."""
 
     name = "daemonset"
+    event_source = "daemonset-controller"
     informers: Sequence[str] = ("daemonsets", "pods", "nodes", "controllerrevisions")
 
     def __init__(self, *, burst_replicas: int = BURST_REPLICAS,

@@ -95,6 +95,7 @@ class DeploymentController:
     """Reconciles Deployments (see the module docstring)."""
 
     name = "deployment"
+    event_source = "deployment-controller"
     informers: Sequence[str] = ("deployments", "replicasets", "pods")
 
     def __init__(self, *, cache_wait: float = 5.0) -> None:

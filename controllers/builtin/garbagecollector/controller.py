@@ -95,6 +95,7 @@ class GarbageCollector:
     """Kubernetes' garbage collector (see the module docstring)."""
 
     name = "garbage-collector"
+    event_source = "garbage-collector-controller"
 
     def __init__(self, *, resources: Sequence[str] | None = None,
                  registry: KindRegistry | None = None, absent_owner_cache_size: int = 500,

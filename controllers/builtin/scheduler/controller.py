@@ -140,6 +140,7 @@ class Scheduler:
     """Binds pending pods to nodes (see the module docstring)."""
 
     name = "scheduler"
+    event_source = "default-scheduler"
     informers: Sequence[str] = ("pods", "nodes")
 
     def __init__(self, filters: Sequence[str] | None = None,

@@ -222,3 +222,14 @@ async def test_each_controller_gets_its_own_worker_count(
     await settle(quiet_turns=30)
     assert (wide.max_active, narrow.max_active) == (5, 2)
     assert len(wide.calls) == len(narrow.calls) == 8
+
+
+async def test_events_are_recorded_under_the_controllers_event_source(
+        clock: FakeClock, running: Callable[[Manager], Running]) -> None:
+    plain = ToyController(name="plain")
+    named = ToyController(name="named")
+    named.event_source = "named-controller"  # type: ignore[attr-defined]
+    running(Manager(offline_clientset(), [plain, named], clock=clock))
+    await settle()
+    assert plain.contexts[0].recorder.component == "plain"
+    assert named.contexts[0].recorder.component == "named-controller"
