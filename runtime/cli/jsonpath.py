@@ -43,7 +43,7 @@ class _Index:
 
 @dataclass(frozen=True, slots=True)
 class _Every:
-    pass
+    """``[*]`` or ``.*``: every item of a list, every value of a map."""
 
 
 @dataclass(frozen=True, slots=True)
