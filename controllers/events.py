@@ -20,19 +20,32 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from controllers.api.clientset import Clientset
 from controllers.api.errors import AlreadyExists, Conflict, NotFound
 from controllers.api.objects import format_timestamp
 
-__all__ = ["EVENT_TYPES", "EventRecorder", "involved_object"]
+__all__ = ["EVENT_TYPES", "EventRecorder", "EventSink", "NoEvents", "involved_object"]
 
 _log = logging.getLogger(__name__)
 
 EVENT_TYPES = ("Normal", "Warning")
 
 _AggregateKey = tuple[str, str, str, str, str, str, str]
+
+
+class EventSink(Protocol):
+    """Where events go: an ``EventRecorder``, or a fake in tests."""
+
+    def event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None: ...
+
+
+class NoEvents:
+    """An ``EventSink`` that records nothing."""
+
+    def event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        return None
 
 
 def involved_object(obj: Mapping[str, Any]) -> dict[str, str]:

@@ -190,15 +190,10 @@ class _Connection(asyncio.Protocol):
         """Send a request; its future fails with ``_Overdue`` at ``deadline`` (loop time)."""
         if self.transport is None:
             raise Unavailable("not connected")
-        self.next_id += 1
-        req_id = self.next_id
+        req_id = self._queue(method, args)
         fut: asyncio.Future[Any] = self.loop.create_future()
         pending = self.pending
         pending[req_id] = fut
-        self.out.append(self.packer.pack([req_id, method, args]))
-        if not self.flush_scheduled:
-            self.flush_scheduled = True
-            self.loop.call_soon(self._flush)
         if deadline is not None:
             deadlines = self.deadlines
             while deadlines and deadlines[0][1] not in pending:
@@ -213,13 +208,17 @@ class _Connection(asyncio.Protocol):
 
     def post(self, method: str, args: list[Any]) -> None:
         """Send a request whose answer nobody waits for (it is dropped when it comes)."""
-        if self.transport is None:
-            return
+        if self.transport is not None:
+            self._queue(method, args)
+
+    def _queue(self, method: str, args: list[Any]) -> int:
+        """Queue a request for this turn's write; returns its id."""
         self.next_id += 1
         self.out.append(self.packer.pack([self.next_id, method, args]))
         if not self.flush_scheduled:
             self.flush_scheduled = True
             self.loop.call_soon(self._flush)
+        return self.next_id
 
     def _expire(self) -> None:
         self.timer = None

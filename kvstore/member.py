@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kvstore.compactor import COMPACTION_MODES
 from kvstore.mvcc.request import Limits
 
 __all__ = ["MemberInfo", "NodeOptions", "NodeStatus"]
@@ -41,7 +42,7 @@ class NodeOptions:
     auto_compaction_retention: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.auto_compaction_mode not in ("periodic", "revision"):
+        if self.auto_compaction_mode not in COMPACTION_MODES:
             raise ValueError(f"unknown auto-compaction mode {self.auto_compaction_mode!r} "
                              "(want periodic or revision)")
         if self.auto_compaction_retention < 0:

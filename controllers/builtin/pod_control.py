@@ -31,6 +31,7 @@ from typing import Any, Protocol
 from controllers.api.clientset import Clientset
 from controllers.api.errors import ApiError, Forbidden, NotFound
 from controllers.api.objects import Obj
+from controllers.events import EventSink
 from controllers.informers.store import thaw
 
 __all__ = [
@@ -51,12 +52,6 @@ SUCCESSFUL_CREATE = "SuccessfulCreate"
 FAILED_CREATE = "FailedCreate"
 SUCCESSFUL_DELETE = "SuccessfulDelete"
 FAILED_DELETE = "FailedDelete"
-
-
-class EventSink(Protocol):
-    """Where events go (``controllers.events.EventRecorder`` is one)."""
-
-    def event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None: ...
 
 
 class PodControl(Protocol):

@@ -39,6 +39,7 @@ from controllers.api import (
     WatchEventType,
 )
 from controllers.api.objects import Obj, annotations_of, meta, name_of, namespace_of
+from controllers.builtin.podutil import controller_ref
 from runtime.cli.objects import mutate
 from runtime.cli.rollout import parse_duration
 from runtime.cli.session import fail, run_api
@@ -83,13 +84,6 @@ class Verdict:
     message: str = ""
 
 
-def _controller_of(pod: Obj) -> dict[str, object] | None:
-    for ref in meta(pod).get("ownerReferences") or []:
-        if isinstance(ref, dict) and ref.get("controller"):
-            return ref
-    return None
-
-
 def _is_finished(pod: Obj) -> bool:
     status = pod.get("status")
     return isinstance(status, dict) and status.get("phase") in ("Succeeded", "Failed")
@@ -102,7 +96,7 @@ def _has_local_storage(pod: Obj) -> bool:
 
 
 def _is_daemon_pod(pod: Obj) -> bool:
-    ref = _controller_of(pod)
+    ref = controller_ref(pod)
     return ref is not None and ref.get("kind") == "DaemonSet" and not _is_finished(pod)
 
 
@@ -135,7 +129,7 @@ def _local_storage_filter(pod: Obj, opts: DrainOptions, missing_daemonset: str |
 
 def _unreplicated_filter(pod: Obj, opts: DrainOptions, missing_daemonset: str | None
                          ) -> Verdict:
-    if _is_finished(pod) or _controller_of(pod) is not None:
+    if _is_finished(pod) or controller_ref(pod) is not None:
         return Verdict(pod, True)
     if opts.force:
         return Verdict(pod, True, "warning", UNMANAGED_WARNING)
@@ -268,7 +262,7 @@ uncordon = _cordon_command(False)
 # -- drain -----------------------------------------------------------------------------------
 async def _missing_daemonset(api: Clientset, pod: Obj) -> str | None:
     """The error of looking up the DaemonSet controlling ``pod`` (None: it exists, or no DS)."""
-    ref = _controller_of(pod)
+    ref = controller_ref(pod)
     if not _is_daemon_pod(pod) or ref is None:
         return None
     try:

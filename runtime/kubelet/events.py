@@ -28,7 +28,9 @@ status is now: R" each time a condition the kubelet reports changes, with R
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
+
+from controllers.events import EventSink, NoEvents
 
 __all__ = [
     "BACK_OFF",
@@ -67,19 +69,6 @@ STARTING = "Starting"
 
 DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
 STARTING_MESSAGE = "Starting kubelet."
-
-
-class EventSink(Protocol):
-    """Where events go (``controllers.events.EventRecorder`` is one)."""
-
-    def event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None: ...
-
-
-class NoEvents:
-    """An ``EventSink`` that records nothing (simulated pods)."""
-
-    def event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-        return None
 
 
 def pod_ref(pod: Mapping[str, Any]) -> dict[str, Any]:
