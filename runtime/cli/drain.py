@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -55,6 +56,8 @@ __all__ = [
     "uncordon",
     "warnings",
 ]
+
+_log = logging.getLogger(__name__)
 
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 DAEMONSET_FATAL = "DaemonSet-managed Pods (use --ignore-daemonsets to ignore)"
@@ -298,7 +301,7 @@ async def _watch_until_gone(client: ResourceClient, node: str, pending: dict[tup
                     if not pending:
                         return
         except Gone:
-            pass
+            _log.debug("drain %s: the watch fell behind compaction; listing again", node)
         # The watch ended or fell behind compaction: see what is left, and watch again.
         lst = await client.list(None, field_selector=selector)
         present = {_key(p): p for p in lst["items"]}
