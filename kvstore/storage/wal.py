@@ -13,9 +13,11 @@ Writing:
   is saved, so entries up to it are no longer needed.
 - When the current segment has reached ``segment_bytes``, the next save first
   syncs it and starts a new one, which restates the snapshot marker and hard
-  state in its header. Each segment reserves ``segment_bytes`` of disk when it
-  is started or reopened (``DiskFile.preallocate``): appends then sync without
-  the filesystem allocating blocks, which makes each ``fdatasync`` cheaper. ``release_to(index)`` deletes the segments every live
+  state in its header. Each segment reserves disk ahead of its appends
+  (``DiskFile.preallocate``), ``RESERVE_STEP`` bytes at a time up to
+  ``segment_bytes``: appends then sync without the filesystem allocating
+  blocks, which makes each ``fdatasync`` cheaper, and a small log does not
+  hold a whole segment's worth of disk. ``release_to(index)`` deletes the segments every live
   entry of which a durable snapshot marker at ``index`` covers.
 
 Recovery (``WAL.open``) verifies every record of every segment in order. A
@@ -71,6 +73,9 @@ __all__ = ["DEFAULT_SEGMENT_BYTES", "Recovered", "WAL"]
 
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 
+RESERVE_STEP = 8 * 1024 * 1024
+"""Disk reserved ahead of a segment's appends at a time."""
+
 logger = logging.getLogger(__name__)
 
 
@@ -97,6 +102,7 @@ class WAL:
         self._segments: list[_Segment] = []
         self._file: DiskFile | None = None
         self._size = 0  # bytes in the current segment
+        self._reserved = 0  # bytes of the current segment with disk reserved
         self._crc = 0  # CRC chain value after the last record written
         self._dirty = False  # written since the last sync
         self._last_index = 0
@@ -334,6 +340,7 @@ class WAL:
     def _write(self, parts: list[bytes], crc: int) -> None:
         data = b"".join(parts)
         file = self._current()
+        self._reserve(file, self._size + len(data))
         try:
             file.write(data)
         except OSError as exc:
@@ -344,6 +351,12 @@ class WAL:
         self._size += len(data)
         self._crc = crc
         self._dirty = True
+
+    def _reserve(self, file: DiskFile, size: int) -> None:
+        """Reserve disk so the segment's first ``size`` bytes land in reserved space."""
+        if size > self._reserved and self._reserved < self._segment_bytes:
+            self._reserved = min(self._segment_bytes, size + RESERVE_STEP)
+            file.preallocate(self._reserved)
 
     def _maybe_cut(self) -> None:
         if self._size < self._segment_bytes:
@@ -365,7 +378,8 @@ class WAL:
         data = b"".join(parts)
         tmp = path + TMP_SUFFIX
         file = self._disk.create(tmp)
-        file.preallocate(self._segment_bytes)
+        self._reserved = 0
+        self._reserve(file, len(data))
         file.write(data)
         if not self._unsafe:
             file.sync()
@@ -453,7 +467,8 @@ class WAL:
                 self._disk.truncate(path, end)
         recovered = replay.finish(self._dir)
         self._file = self._disk.open_append(self._segments[-1].path)
-        self._file.preallocate(self._segment_bytes)
+        self._reserved = 0
+        self._reserve(self._file, end)
         if not self._unsafe:
             # What was read may still sit only in the page cache (an earlier
             # process saved it without syncing): make it durable before anyone

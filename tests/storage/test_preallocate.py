@@ -11,7 +11,7 @@ from kvstore.raft.messages import Entry, HardState
 from kvstore.storage import disk as disk_module
 from kvstore.storage.disk import OsDisk
 from kvstore.storage.memory_disk import MemoryDisk
-from kvstore.storage.wal import WAL
+from kvstore.storage.wal import RESERVE_STEP, WAL
 
 needs_fallocate = pytest.mark.skipif(
     disk_module._fallocate is None, reason="no fallocate(2) on this platform"
@@ -61,6 +61,27 @@ def test_wal_segments_are_preallocated_and_recover_as_written(tmp_path: Any) -> 
     wal.close()
     _, recovered = WAL.open(disk, root, segment_bytes=SEGMENT)
     assert recovered.entries == entries + [Entry(1, 51, b"y")]
+
+
+@needs_fallocate
+def test_big_segments_reserve_ahead_of_their_appends_a_step_at_a_time(tmp_path: Any) -> None:
+    root = str(tmp_path / "wal")
+    segment_bytes = 4 * RESERVE_STEP
+    wal = WAL.create(OsDisk(), root, segment_bytes=segment_bytes)
+    (segment,) = wal.segment_paths
+    # A new segment holds one step of disk, not the whole segment.
+    assert RESERVE_STEP <= _reserved(segment) < 2 * RESERVE_STEP
+    value = b"v" * (64 * 1024)
+    count = RESERVE_STEP // len(value) + 8  # just past the first step
+    wal.save(HardState(term=1, commit=count),
+             [Entry(1, i, value) for i in range(1, count + 1)])
+    wal.sync()
+    written = os.path.getsize(segment)
+    assert RESERVE_STEP < written < segment_bytes
+    assert written + RESERVE_STEP <= _reserved(segment) < segment_bytes
+    wal.close()
+    _, recovered = WAL.open(OsDisk(), root, segment_bytes=segment_bytes)
+    assert len(recovered.entries) == count
 
 
 def test_memory_disk_preallocate_changes_nothing_visible() -> None:
