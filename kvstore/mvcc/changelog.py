@@ -15,7 +15,9 @@ streamed, say) never sees entries shift under it.
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_right
 from collections.abc import Iterator, Sequence
+from operator import sub
 
 from kvstore.errors import InvariantError
 from kvstore.mvcc.types import KeyValue
@@ -64,6 +66,17 @@ class ChangeLog:
         last = min(last, self.last_revision)
         return _read(self._entries, self._starts, self._base, self._dropped, first, last)
 
+    def spans(self, first: int, last: int, max_writes: int) -> Iterator[tuple[int, list[KeyValue], list[int]]]:
+        """The revisions in ``[first, last]`` (clipped to the log) in runs of about ``max_writes`` writes.
+
+        Yields ``(first revision of the run, its writes, writes per revision)``;
+        a run holds one revision at least, however many writes it has. Like
+        ``read``, it binds the containers as they are now.
+        """
+        first = max(first, self._base + 1)
+        last = min(last, self.last_revision)
+        return _spans(self._entries, self._starts, self._base, self._dropped, first, last, max_writes)
+
     def truncate(self, revision: int) -> list[KeyValue]:
         """Drop the revisions up to ``revision`` and return their writes."""
         if revision <= self._base:
@@ -106,3 +119,25 @@ def _read(
         i = starts[slot - 1] - dropped
         j = starts[slot] - dropped if slot < len(starts) else len(entries)
         yield revision, entries[i:j]
+
+
+def _spans(
+    entries: list[KeyValue], starts: array[int], base: int, dropped: int, first: int, last: int,
+    max_writes: int,
+) -> Iterator[tuple[int, list[KeyValue], list[int]]]:
+    count = len(starts)
+    stop = last - base  # one past the slot of ``last``
+    lo = first - base - 1  # the slot of ``first``
+    while lo < stop:
+        limit = starts[lo] + max_writes
+        # Slots lo .. hi-1 start within the limit; the last of them may run past it.
+        hi = bisect_right(starts, limit, lo + 1, stop)
+        end = starts[hi] if hi < count else len(entries) + dropped
+        if end > limit and hi > lo + 1:
+            hi -= 1
+            end = starts[hi]
+        bounds = list(starts[lo:hi])
+        bounds.append(end)
+        counts = list(map(sub, bounds[1:], bounds[:-1]))
+        yield lo + base + 1, entries[bounds[0] - dropped : end - dropped], counts
+        lo = hi

@@ -7,14 +7,22 @@ is larger than a chunk):
 ==========  ============================================================
 ``H``       ``["H", MAGIC, VERSION, applied_index, revision, compact_revision, next_lease_id]``
 ``L``       ``["L", [[lease_id, ttl], ...]]`` (any number of records)
-``K``       ``["K", key, [[value, create, mod, version, lease], ...]]``: a key's
-            retained history up to ``revision``, keys ascending; a long
-            history continues in the next record under the same key
-``C``       ``["C", first_revision, [[key, ...], ...]]``: the keys each
-            revision after the compact revision wrote, in sub-revision order
+``K``       ``["K", [key, [[value, create, mod, version, lease], ...], key, ...]]``:
+            keys with their retained history up to ``revision``, keys
+            ascending, as many as fit in about a chunk; a long history
+            continues under the same key (in the record or the next one)
+``C``       ``["C", first_revision, [count, ...], [key, ...]]``: for each
+            revision from ``first_revision`` on, how many writes it made,
+            then the keys of those writes in commit order
 ``E``       ``["E", record_count, crc32, compact_revision]``: the CRC-32 of
             every record before it, as packed
 ==========  ============================================================
+
+Records hold many keys and revisions each, so that building a snapshot of
+a large store costs little more than packing it. Version 1 streams, with one
+key per ``K`` record (``["K", key, versions]``) and a list of keys per
+revision in ``C`` (``["C", first_revision, [[key, ...], ...]]``), are still
+read.
 
 The writer reads the store lazily, so the store may keep applying writes
 while a snapshot streams: everything after ``revision`` is left out. A
@@ -30,8 +38,10 @@ truncated or failing the CRC.
 from __future__ import annotations
 
 import zlib
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 import msgpack
@@ -44,10 +54,14 @@ from kvstore.mvcc.types import KeyValue, new_key_value
 __all__ = ["MAGIC", "VERSION", "SnapshotImage", "read_snapshot", "write_snapshot"]
 
 MAGIC = "steersman-mvcc-snapshot"
-VERSION = 1
+VERSION = 2
+_READABLE = (1, 2)
 _LEASES_PER_RECORD = 4096
-_REVISIONS_PER_RECORD = 1024
+_WRITES_PER_RECORD = 1024
 _PATH = "<snapshot>"
+_FIELDS = attrgetter("value", "create_revision", "mod_revision", "version", "lease")
+_KEY = attrgetter("key")
+_MOD = attrgetter("mod_revision")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +90,7 @@ def write_snapshot(store: KVStore, applied_index: int, *, chunk_bytes: int = 1 <
     leases = store.lessor.table()
     keys = store.index.all_keys()
     histories = store.index.histories
-    changes = store.changes(compact + 1, revision)
+    changes = store.change_spans(compact + 1, revision, _WRITES_PER_RECORD)
     records = _records(header, leases, keys, histories, changes, revision, chunk_bytes)
     return _chunks(store, histories, records, chunk_bytes)
 
@@ -86,48 +100,55 @@ def _records(
     leases: list[tuple[int, int]],
     keys: list[bytes],
     histories: dict[bytes, list[KeyValue]],
-    changes: Iterator[tuple[int, list[KeyValue]]],
+    changes: Iterator[tuple[int, list[KeyValue], list[int]]],
     revision: int,
     record_bytes: int,
 ) -> Iterator[list[Any]]:
     yield header
     for i in range(0, len(leases), _LEASES_PER_RECORD):
         yield ["L", [list(lease) for lease in leases[i : i + _LEASES_PER_RECORD]]]
+    yield from _key_records(keys, histories, revision, record_bytes)
+    for first, writes, counts in changes:
+        yield ["C", first, counts, list(map(_KEY, writes))]
+
+
+def _key_records(
+    keys: list[bytes], histories: dict[bytes, list[KeyValue]], revision: int, record_bytes: int
+) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    size = 0
     for key in keys:
         history = histories.get(key)
         if history is None:
             continue  # compacted away since the snapshot was pinned
-        versions: list[list[Any]] = []
-        size = 0
-        for kv in history:
-            if kv.mod_revision > revision:
-                break
-            versions.append([kv.value, kv.create_revision, kv.mod_revision, kv.version, kv.lease])
-            size += len(kv.value) + len(key)
-            if size >= record_bytes:
-                yield ["K", key, versions]
-                versions, size = [], 0
-        if versions:
-            yield ["K", key, versions]
-    group: list[list[bytes]] = []
-    first = 0
-    size = 0
-    for rev, kvs in changes:
-        if not group:
-            first = rev
-        if len(kvs) == 1:
-            # Most revisions are one put: skip the per-revision comprehensions.
-            key = kvs[0].key
-            group.append([key])
-            size += len(key)
+        if history[-1].mod_revision > revision:
+            history = history[: bisect_right(history, revision, key=_MOD)]
+            if not history:
+                continue
+        if len(history) == 1:
+            kv = history[0]
+            batch.append(key)
+            batch.append([_FIELDS(kv)])
+            size += len(key) + len(kv.value) + 16
         else:
-            group.append([kv.key for kv in kvs])
-            size += sum(len(kv.key) for kv in kvs)
-        if len(group) == _REVISIONS_PER_RECORD or size >= record_bytes:
-            yield ["C", first, group]
-            group, size = [], 0
-    if group:
-        yield ["C", first, group]
+            # Pinned: a long history may span records, and writes go on meanwhile.
+            versions: list[tuple[Any, ...]] | None = None
+            for kv in history[:]:
+                if versions is None:
+                    versions = []
+                    batch.append(key)
+                    batch.append(versions)
+                    size += len(key)
+                versions.append(_FIELDS(kv))
+                size += len(kv.value) + 16
+                if size >= record_bytes:
+                    yield ["K", batch]
+                    batch, size, versions = [], 0, None
+        if size >= record_bytes:
+            yield ["K", batch]
+            batch, size = [], 0
+    if batch:
+        yield ["K", batch]
 
 
 def _chunks(
@@ -185,13 +206,18 @@ class _Reader:
         self.offset = 0
         self.crc = 0
         self.count = 0
+        self.version = 0
+        self.revision = 0
         self.header: list[Any] | None = None
         self.trailer: list[Any] | None = None
         self.stage = "H"
         self.leases: list[tuple[int, int]] = []
         self.histories: dict[bytes, list[KeyValue]] = {}
         self.last_key: bytes | None = None
-        self.changes: list[tuple[int, list[bytes]]] = []
+        # The change log: the first revision, writes per revision, their keys.
+        self.first_change = 0
+        self.change_counts: list[int] = []
+        self.change_keys: list[bytes] = []
 
     def fail(self, reason: str) -> CorruptError:
         return CorruptError(_PATH, self.offset, reason)
@@ -212,14 +238,16 @@ class _Reader:
         getattr(self, "_take_" + kind)(record)
 
     def _take_H(self, record: list[Any]) -> None:
-        if len(record) != 7 or record[1] != MAGIC or record[2] != VERSION:
-            raise self.fail("not a version 1 store snapshot")
-        _, _, _, index, revision, compact, next_lease = record
+        if len(record) != 7 or record[1] != MAGIC or record[2] not in _READABLE:
+            raise self.fail(f"not a store snapshot of version {' or '.join(map(str, _READABLE))}")
+        _, _, version, index, revision, compact, next_lease = record
         if not all(type(v) is int and v >= 0 for v in (index, revision, compact, next_lease)):
             raise self.fail("bad header fields")
         if not compact <= revision or revision < 1:
             raise self.fail("bad revisions in header")
         self.header = record
+        self.version = version
+        self.revision = revision
         self.stage = "L"
 
     def _take_L(self, record: list[Any]) -> None:
@@ -233,9 +261,20 @@ class _Reader:
             self.leases.append((item[0], item[1]))
 
     def _take_K(self, record: list[Any]) -> None:
-        if len(record) != 3 or type(record[1]) is not bytes or type(record[2]) is not list or not record[2]:
+        if self.version == 1:
+            if len(record) != 3:
+                raise self.fail("bad key record")
+            self._take_history(record[1], record[2])
+            return
+        if len(record) != 2 or type(record[1]) is not list or not record[1] or len(record[1]) % 2:
             raise self.fail("bad key record")
-        key: bytes = record[1]
+        items = record[1]
+        for i in range(0, len(items), 2):
+            self._take_history(items[i], items[i + 1])
+
+    def _take_history(self, key: Any, versions: Any) -> None:
+        if type(key) is not bytes or type(versions) is not list or not versions:
+            raise self.fail("bad key record")
         if self.last_key is not None and key < self.last_key:
             raise self.fail("keys out of order")
         history = self.histories.get(key)
@@ -244,8 +283,8 @@ class _Reader:
         elif key != self.last_key:
             raise self.fail("key repeated")
         key = history[0].key if history else key
-        revision: int = self.header[4] if self.header else 0
-        for item in record[2]:
+        revision = self.revision
+        for item in versions:
             if type(item) is not list or len(item) != 5:
                 raise self.fail("bad version")
             value, create, mod, version, lease = item
@@ -257,15 +296,31 @@ class _Reader:
         self.last_key = key
 
     def _take_C(self, record: list[Any]) -> None:
-        if len(record) != 3 or type(record[1]) is not int or type(record[2]) is not list:
-            raise self.fail("bad change record")
-        expected = self.changes[-1][0] + 1 if self.changes else None
-        if expected is not None and record[1] != expected:
-            raise self.fail("change log has a gap")
-        for i, keys in enumerate(record[2]):
-            if type(keys) is not list or not keys or not all(type(k) is bytes for k in keys):
+        if self.version == 1:
+            if len(record) != 3 or type(record[2]) is not list:
+                raise self.fail("bad change record")
+            groups = record[2]
+            if not all(type(keys) is list and keys for keys in groups):
                 raise self.fail("bad change keys")
-            self.changes.append((record[1] + i, keys))
+            counts = [len(keys) for keys in groups]
+            keys = [k for group in groups for k in group]
+        else:
+            if len(record) != 4 or type(record[2]) is not list or type(record[3]) is not list:
+                raise self.fail("bad change record")
+            counts, keys = record[2], record[3]
+            if not all(type(c) is int and c > 0 for c in counts) or sum(counts) != len(keys):
+                raise self.fail("bad change counts")
+        first = record[1]
+        if type(first) is not int:
+            raise self.fail("bad change record")
+        if not all(type(k) is bytes for k in keys):
+            raise self.fail("bad change keys")
+        if not self.change_counts:
+            self.first_change = first
+        elif first != self.first_change + len(self.change_counts):
+            raise self.fail("change log has a gap")
+        self.change_counts += counts
+        self.change_keys += keys
 
     def _take_E(self, record: list[Any]) -> None:
         if len(record) != 4 or not all(type(v) is int for v in record[1:]):
@@ -287,16 +342,23 @@ class _Reader:
         base = max(final_compact, 1)
         log: list[KeyValue] = []
         counts: list[int] = []
-        for rev, keys in self.changes:
-            if rev <= base:
-                continue
-            for k in keys:
-                history = histories.get(k)
-                entry = entry_before(history, rev + 1) if history else None
-                if entry is None or entry.mod_revision != rev:
-                    raise self.fail(f"change log names {k!r} at {rev}, which its history lacks")
-                log.append(entry)
-            counts.append(len(keys))
+        keys = self.change_keys
+        rev = self.first_change
+        i = 0
+        for count in self.change_counts:
+            if rev > base:
+                for k in keys[i : i + count]:
+                    history = histories.get(k)
+                    if history and history[-1].mod_revision == rev:
+                        entry: KeyValue | None = history[-1]
+                    else:
+                        entry = entry_before(history, rev + 1) if history else None
+                    if entry is None or entry.mod_revision != rev:
+                        raise self.fail(f"change log names {k!r} at {rev}, which its history lacks")
+                    log.append(entry)
+                counts.append(count)
+            i += count
+            rev += 1
         if len(counts) != revision - base:
             raise self.fail("change log does not cover the snapshot's revisions")
         lease_ids = {lease_id for lease_id, _ in self.leases}

@@ -533,6 +533,18 @@ class KVStore:
             raise Compacted(from_revision, self._compact_rev)
         return self._log.read(from_revision, to_revision or self._rev)
 
+    def change_spans(
+        self, from_revision: int, to_revision: int, max_writes: int
+    ) -> Iterator[tuple[int, list[KeyValue], list[int]]]:
+        """``changes`` in runs of about ``max_writes`` writes: ``(first revision, writes, writes per revision)``.
+
+        Raises:
+            Compacted: ``from_revision`` is at or below the compact revision.
+        """
+        if from_revision <= self._compact_rev:
+            raise Compacted(from_revision, self._compact_rev)
+        return self._log.spans(from_revision, to_revision, max_writes)
+
     def previous(self, kv: KeyValue) -> KeyValue | None:
         """The live version of ``kv.key`` just before ``kv`` was written, if any."""
         history = self.index.histories.get(kv.key)

@@ -157,3 +157,28 @@ def test_change_log_rebuild_checks_counts() -> None:
     for counts in ([1, 1], [2, 1], [1, 2, 1], [0, 3]):
         with pytest.raises(InvariantError):
             ChangeLog.rebuild(1, entries, counts)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    writes=st.lists(st.integers(1, 6), max_size=40),
+    dropped=st.integers(0, 5),
+    first=st.integers(0, 50),
+    last=st.integers(0, 50),
+    max_writes=st.integers(1, 12),
+)
+def test_change_log_spans_cover_read_in_bounded_runs(
+    writes: list[int], dropped: int, first: int, last: int, max_writes: int
+) -> None:
+    log = ChangeLog()
+    for rev, n in enumerate(writes, 2):
+        log.append([kv(b"k%d" % i, rev) for i in range(n)])
+    log.truncate(1 + min(dropped, len(writes)))
+    flattened = []
+    for start, entries, counts in log.spans(first, last, max_writes):
+        assert sum(counts) == len(entries) and min(counts) >= 1
+        assert len(counts) == 1 or len(entries) <= max_writes
+        for rev, n in enumerate(counts, start):
+            flattened.append((rev, entries[:n]))
+            entries = entries[n:]
+    assert flattened == list(log.read(first, last))
