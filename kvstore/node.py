@@ -10,7 +10,7 @@ peer transport. One task runs the ready loop::
         a leader's big batch: in the sync thread, and meanwhile take client
         requests, send their appends, and apply the committed entries already
         in the log (they are durable on a quorum)
-        a follower's batch, or a small one (<= INLINE_SYNC_ENTRIES): on the
+        a follower's batch, or a small one (<= INLINE_SYNC_REQUESTS): on the
         loop, sparing the round trip through the thread
     send rd.persisted_messages         # responses: only once durable
     apply the rest of rd.committed_entries, answering the proposals waiting for them
@@ -25,7 +25,8 @@ after ``advance`` (the core's rule), so nothing is acknowledged before a
 quorum, counting the leader only once its fsync returned, has it durable.
 
 Writes are proposed with an 8-byte request id in front of the command, so the
-member that proposed an entry can answer its client when it applies it.
+member that proposed an entry can answer its client when it applies it; the
+requests of one turn share one log entry (``kvstore.proposals``).
 Linearizable reads ride on one ReadIndex round per batch of reads;
 serializable reads are answered from local state.
 """
@@ -72,6 +73,7 @@ from kvstore.mvcc.request import (
     TxnRequest,
     check_request,
 )
+from kvstore.proposals import BATCH_TAG, batch_entries, entry_requests, request_count
 from kvstore.mvcc.types import (
     CompactResult,
     DeleteRangeResult,
@@ -103,9 +105,9 @@ __all__ = ["Answer", "MemberInfo", "Node", "NodeOptions", "NodeStatus", "WatchSt
 logger = logging.getLogger(__name__)
 
 _REQ_ID = struct.Struct(">Q")
-# A leader's ready batch with more new and committed entries than this is
+# A leader's ready batch with more new and committed requests than this is
 # synced in the worker thread while the loop serves; anything else on the loop.
-INLINE_SYNC_ENTRIES = 8
+INLINE_SYNC_REQUESTS = 8
 _T = TypeVar("_T")
 
 Answer = Callable[[object], None]
@@ -212,7 +214,7 @@ class Node:
         if not state.snapshot.is_empty():
             storage.apply_snapshot(state.snapshot)
             self.machine.restore([state.snapshot.data])
-            self._snapshots.index = state.snapshot.metadata.index
+            self._snapshots.restored(state.snapshot.metadata.index)
         storage.append(state.entries)
         storage.set_hard_state(state.hard_state)
         self._storage = storage
@@ -345,6 +347,8 @@ class Node:
                 while raw.has_ready():
                     await self._handle_ready(raw, raw.ready())
                     self._flush_inputs(raw)
+                # A snapshot built while nothing else happened is recorded now.
+                await self._maybe_snapshot()
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -358,8 +362,9 @@ class Node:
             proposals = self._proposals
             self._proposals = []
             try:
-                # One step of the core for the whole batch: all are appended, or none.
-                raw.propose_batch(proposals)
+                # One step of the core for the whole turn, as few entries as
+                # possible: all are appended, or none.
+                raw.propose_batch(batch_entries(proposals))
             except (ProposalDropped, NotLeader) as e:
                 err = _as_unavailable(e)
                 for data in proposals:
@@ -386,7 +391,7 @@ class Node:
         elif rd.entries or rd.hard_state is not None:
             disk.persist(rd.hard_state, rd.entries)
         if (rd.must_sync and self._sync_pool is not None and self._role == StateType.LEADER
-                and len(rd.entries) + len(rd.committed_entries) > INLINE_SYNC_ENTRIES):
+                and _requests(rd.entries) + _requests(rd.committed_entries) > INLINE_SYNC_REQUESTS):
             syncing = asyncio.get_running_loop().run_in_executor(self._sync_pool, disk.sync)
             if rd.snapshot is None and committed:
                 # Committed entries are durable on a quorum already: apply them
@@ -407,7 +412,7 @@ class Node:
             self._snapshots.cancel()
             storage.apply_snapshot(rd.snapshot)
             self.machine.restore([rd.snapshot.data])
-            self._snapshots.index = rd.snapshot.metadata.index
+            self._snapshots.restored(rd.snapshot.metadata.index)
             logger.info("member %d installed snapshot at %d", self.member_id,
                         rd.snapshot.metadata.index)
         storage.append(rd.entries)
@@ -425,21 +430,30 @@ class Node:
 
     def _apply(self, entries: Sequence[Any]) -> None:
         machine = self.machine
-        waiters = self._waiters
         for e in entries:
             data = e.data
             if not data:
                 machine.apply(e.index, b"")
-                continue
-            result = machine.apply(e.index, data[8:])
-            answer = waiters.pop(data[:8], None) if waiters else None
-            if answer is not None:
-                # A failed request's RequestError is its outcome: the caller gets it raised.
-                try:
-                    answer(result)
-                except Exception:
-                    logger.exception("member %d: answering a request failed", self.member_id)
+            elif data[:8] == BATCH_TAG:
+                requests = entry_requests(data)
+                results = machine.apply_batch(e.index, [r[8:] for r in requests])
+                if self._waiters:
+                    for request, result in zip(requests, results):
+                        self._answer(request[:8], result)
+            else:
+                result = machine.apply(e.index, data[8:])
+                if self._waiters:
+                    self._answer(data[:8], result)
         self._applied_event.set()
+
+    def _answer(self, req_id: bytes, result: object) -> None:
+        answer = self._waiters.pop(req_id, None)
+        if answer is not None:
+            # A failed request's RequestError is its outcome: the caller gets it raised.
+            try:
+                answer(result)
+            except Exception:
+                logger.exception("member %d: answering a request failed", self.member_id)
 
     def _fail_waiters(self, err: Exception) -> None:
         waiters = self._waiters
@@ -785,6 +799,10 @@ class Node:
         while self.machine.applied_index < index:
             self._applied_event.clear()
             await self._applied_event.wait()
+
+
+def _requests(entries: Sequence[Any]) -> int:
+    return sum(map(request_count, [e.data for e in entries]))
 
 
 def _txn_writes(req: TxnRequest) -> bool:

@@ -43,10 +43,19 @@ class Snapshotter:
         self.snapshot_count = snapshot_count
         self.catch_up_entries = catch_up_entries
         self._wake = wake
-        # The index of the newest snapshot on disk.
+        # The index of the newest snapshot on disk, and how many requests the
+        # machine had applied when it was taken (``snapshot_count`` counts
+        # requests, as etcd's does, though a log entry may hold several).
         self.index = 0
+        self._requests_at = 0
         self._task: asyncio.Task[None] | None = None
         self._built: Snapshot | None = None
+        self._building_requests = 0
+
+    def restored(self, index: int) -> None:
+        """The machine's state is now the snapshot at ``index`` (on disk)."""
+        self.index = index
+        self._requests_at = self.machine.applied_requests
 
     def cancel(self) -> None:
         """Drop a snapshot being built or built and not yet recorded."""
@@ -68,6 +77,7 @@ class Snapshotter:
             self._built = None
             index = snap.metadata.index
             if storage.snapshot().metadata.index < index <= storage.last_index():
+                self._requests_at = self._building_requests
                 storage.create_snapshot(index, snap.data)
                 await asyncio.to_thread(disk.compact_saved, snap)
                 self.index = index
@@ -77,13 +87,14 @@ class Snapshotter:
                 logger.info("member %d saved a snapshot at %d (%d bytes)", self.member_id,
                             index, len(snap.data))
         if (self._task is None
-                and self.machine.applied_index - self.index >= self.snapshot_count):
+                and self.machine.applied_requests - self._requests_at >= self.snapshot_count):
             self._task = asyncio.get_running_loop().create_task(
                 self._build(disk, storage), name=f"member-{self.member_id}-snapshot")
 
     async def _build(self, disk: DiskLogStorage, storage: MemoryLogStorage) -> None:
         try:
             index = self.machine.applied_index
+            requests = self.machine.applied_requests
             term = storage.term(index)
             parts = []
             # Small chunks: the loop gets a turn after each, so requests keep
@@ -98,6 +109,7 @@ class Snapshotter:
             )
             await asyncio.to_thread(disk.save_snapshot_file, snap)
             self._built = snap
+            self._building_requests = requests
             self._wake()
         except asyncio.CancelledError:
             raise

@@ -11,6 +11,8 @@ lessor behind the one interface the node driver and the simulator call:
   raise: its ``RequestError`` is *returned* as the result, nothing changes,
   and the index still advances, so every member fails it identically and the
   next entry applies as usual. Anything else raised is a bug.
+- ``apply_batch(index, commands)``: the same for an entry that holds several
+  commands (``kvstore.proposals``): one index, a revision and a result each.
 - ``snapshot_chunks`` / ``restore``: the whole replicated state (every key's
   retained history, the change log, current and compact revision, leases,
   the applied index) as a stream of bounded chunks.
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from kvstore.clock import Clock
 from kvstore.errors import RequestError
@@ -51,6 +53,8 @@ class KVStateMachine:
         self.store = KVStore(self.lessor, limits=limits, watch_buffer_events=watch_buffer_events)
         self.hub = self.store.hub
         self._applied = 0
+        # Commands applied by this machine (a batch entry holds several).
+        self.applied_requests = 0
 
     @property
     def applied_index(self) -> int:
@@ -64,6 +68,22 @@ class KVStateMachine:
         self._applied = index
         if not data:
             return None
+        self.applied_requests += 1
+        return self._execute(data)
+
+    def apply_batch(self, index: int, commands: Sequence[bytes]) -> list[ApplyResult]:
+        """Apply the committed entry at ``index`` that holds ``commands``, in order.
+
+        Each command gets its own revision and result, as if each were an
+        entry of its own; an entry applied before gives ``None`` for each.
+        """
+        if index <= self._applied:
+            return [None] * len(commands)
+        self._applied = index
+        self.applied_requests += len(commands)
+        return [self._execute(data) for data in commands]
+
+    def _execute(self, data: bytes) -> ApplyResult:
         try:
             fields = command.unpack(data)
             if fields[0] == command.CommandType.PUT and len(fields) == 5:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from typing import Any
 
@@ -12,27 +13,51 @@ import kvstore
 from kvstore.errors import LeaseNotFound, Unavailable
 from kvstore.mvcc import command
 from kvstore.mvcc.types import PutResult
-from kvstore.node import INLINE_SYNC_ENTRIES, Node
+from kvstore.member import NodeOptions
+from kvstore.node import INLINE_SYNC_REQUESTS, Node
+from kvstore.proposals import BATCH_TAG, entry_requests
 from kvstore.raft.rawnode import RawNode
 from tests.kvstore.members import InProcessCluster, eventually
 
 
-async def test_one_turn_of_puts_is_one_step_of_the_core(
+async def test_one_turn_of_puts_is_one_step_of_the_core_and_one_entry(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    batches: list[int] = []
+    steps: list[list[int]] = []
     propose_batch = RawNode.propose_batch
 
     def counting(self: RawNode, datas: Any) -> None:
-        batches.append(len(datas))
+        steps.append([len(entry_requests(d)) if d[:8] == BATCH_TAG else 1 for d in datas])
         propose_batch(self, datas)
 
     monkeypatch.setattr(RawNode, "propose_batch", counting)
     async with kvstore.open(str(tmp_path / "one")) as node:
         results = await asyncio.gather(*(node.put(f"/b/{i:03d}", b"v") for i in range(50)))
-    assert 50 in batches, batches
-    revisions = [r.header_revision for r in results]
-    assert revisions == sorted(revisions) and len(set(revisions)) == 50
+        assert [50] in steps, steps
+        # Each request of the batch entry has its own revision, in order.
+        revisions = [r.header_revision for r in results]
+        assert revisions == sorted(revisions) and len(set(revisions)) == 50
+        assert [kv.key for kv in (await node.range("/b/", prefix=True)).kvs] == [
+            b"/b/%03d" % i for i in range(50)
+        ]
+        # A failing request in a batch fails alone.
+        outcome = await asyncio.gather(node.put("/c/1", b"v"), node.put("/c/2", b"v", lease=999),
+                                       node.put("/c/3", b"v"), return_exceptions=True)
+        assert isinstance(outcome[1], LeaseNotFound)
+        assert not isinstance(outcome[0], Exception) and not isinstance(outcome[2], Exception)
+        assert outcome[2].header_revision == outcome[0].header_revision + 1
+
+
+async def test_snapshots_count_requests_not_entries(tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="kvstore")
+    options = NodeOptions(snapshot_count=120)
+    async with kvstore.open(str(tmp_path / "one"), options=options) as node:
+        for turn in range(3):
+            await asyncio.gather(*(node.put(f"/s/{turn}/{i}", b"v") for i in range(50)))
+        await eventually(lambda: any("saved a snapshot" in r.getMessage() for r in caplog.records))
+        status = await node.status()
+    # 150 requests in a handful of entries: the snapshot came after 120 requests.
+    assert status.applied_index < 20
 
 
 async def test_submit_command_with_answers_once_with_result_or_error(tmp_path: Any) -> None:
@@ -104,13 +129,15 @@ async def test_committed_entries_are_answered_while_the_next_batch_syncs(tmp_pat
         leader_id = await c.wait_for_leader()
         leader = c.node(leader_id)
         gate = _SyncGate(leader)
-        n = INLINE_SYNC_ENTRIES + 2  # big enough a batch to be synced in the thread
+        n = INLINE_SYNC_REQUESTS + 2  # big enough a batch to be synced in the thread
+        assert leader._raw is not None
+        log = leader._raw.raft.raft_log
+        before = log.last_index()
         first = [asyncio.ensure_future(leader.put(f"/first/{i}", b"v")) for i in range(n)]
         await eventually(lambda: gate is not None and gate.waiting == 1, what="first sync held")
         # The followers alone make the first batch committed, and then a second one.
         second = [asyncio.ensure_future(leader.put(f"/second/{i}", b"v")) for i in range(n)]
-        await eventually(lambda: leader._raw is not None
-                         and leader._raw.raft.raft_log.committed >= leader.machine.applied_index + 2 * n,
+        await eventually(lambda: log.last_index() >= before + 2 and log.committed == log.last_index(),
                          what="both batches committed by the followers")
         assert not any(f.done() for f in first + second)
         # Let the first sync finish: the next ready syncs the second batch (held)
