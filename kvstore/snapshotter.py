@@ -49,6 +49,9 @@ class Snapshotter:
         self.index = 0
         self._requests_at = 0
         self._task: asyncio.Task[None] | None = None
+        # The file being written in a worker thread: a cancelled build does
+        # not stop the thread, so stopping waits for it.
+        self._saving: asyncio.Future[None] | None = None
         self._built: Snapshot | None = None
         self._building_requests = 0
 
@@ -65,10 +68,14 @@ class Snapshotter:
         self._built = None
 
     async def stop(self) -> None:
+        """Cancel a build and wait until no thread is still writing its file."""
         task = self._task
         self.cancel()
         if task is not None:
             await asyncio.gather(task, return_exceptions=True)
+        if self._saving is not None:
+            await asyncio.gather(self._saving, return_exceptions=True)
+            self._saving = None
 
     async def install_ready(self, disk: DiskLogStorage, storage: MemoryLogStorage) -> None:
         """Record a built snapshot, if any; start a new one once enough entries were applied."""
@@ -107,7 +114,9 @@ class Snapshotter:
                                  conf_state=storage.snapshot().metadata.conf_state),
                 b"".join(parts),
             )
-            await asyncio.to_thread(disk.save_snapshot_file, snap)
+            self._saving = asyncio.ensure_future(asyncio.to_thread(disk.save_snapshot_file, snap))
+            await asyncio.shield(self._saving)
+            self._saving = None
             self._built = snap
             self._building_requests = requests
             self._wake()
