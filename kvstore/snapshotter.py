@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 
 from kvstore.mvcc.machine import KVStateMachine
+from kvstore.mvcc.snapshot import SnapshotReuse
 from kvstore.raft.messages import Snapshot, SnapshotMetadata
 from kvstore.raft.storage import MemoryLogStorage
 from kvstore.storage.log_storage import DiskLogStorage
@@ -54,6 +55,8 @@ class Snapshotter:
         self._saving: asyncio.Future[None] | None = None
         self._built: Snapshot | None = None
         self._building_requests = 0
+        # The previous snapshot's packed history, which the next one reuses.
+        self._reuse = SnapshotReuse()
 
     def restored(self, index: int) -> None:
         """The machine's state is now the snapshot at ``index`` (on disk)."""
@@ -106,7 +109,7 @@ class Snapshotter:
             parts = []
             # Small chunks: the loop gets a turn after each, so requests keep
             # flowing (a chunk of change-log records covers thousands of revisions).
-            for chunk in self.machine.snapshot_chunks(chunk_bytes=SNAPSHOT_CHUNK_BYTES):
+            for chunk in self.machine.snapshot_chunks(chunk_bytes=SNAPSHOT_CHUNK_BYTES, reuse=self._reuse):
                 parts.append(chunk)
                 await asyncio.sleep(0)
             snap = Snapshot(
@@ -114,6 +117,7 @@ class Snapshotter:
                                  conf_state=storage.snapshot().metadata.conf_state),
                 b"".join(parts),
             )
+            self._reuse.keep(snap.data)
             self._saving = asyncio.ensure_future(asyncio.to_thread(disk.save_snapshot_file, snap))
             await asyncio.shield(self._saving)
             self._saving = None

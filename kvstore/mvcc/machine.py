@@ -35,7 +35,8 @@ from kvstore.errors import RequestError
 from kvstore.mvcc import command
 from kvstore.mvcc.lease import Lessor
 from kvstore.mvcc.request import Limits
-from kvstore.mvcc.snapshot import read_snapshot, write_snapshot
+from kvstore.mvcc.snapshot import Chunk, SnapshotReuse, write_snapshot
+from kvstore.mvcc.snapshot_reader import read_snapshot
 from kvstore.mvcc.store import KVStore
 from kvstore.mvcc.types import Response
 
@@ -95,15 +96,18 @@ class KVStateMachine:
         except RequestError as err:
             return err
 
-    def snapshot_chunks(self, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
+    def snapshot_chunks(
+        self, chunk_bytes: int = 1 << 20, *, reuse: SnapshotReuse | None = None
+    ) -> Iterator[Chunk]:
         """The replicated state as of now, in chunks of about ``chunk_bytes``.
 
         The state is pinned by this call; the store may keep applying while
-        the chunks are consumed (see ``kvstore.mvcc.snapshot``).
+        the chunks are consumed (see ``kvstore.mvcc.snapshot``). ``reuse``
+        carries the history packed for the previous snapshot over to this one.
         """
-        return write_snapshot(self.store, self._applied, chunk_bytes=chunk_bytes)
+        return write_snapshot(self.store, self._applied, chunk_bytes=chunk_bytes, reuse=reuse)
 
-    def restore(self, chunks: Iterable[bytes]) -> None:
+    def restore(self, chunks: Iterable[Chunk]) -> None:
         """Replace the whole replicated state with a snapshot's; all or nothing.
 
         Lease deadlines restart at full TTL if this member is the leader;

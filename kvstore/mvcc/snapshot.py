@@ -2,27 +2,34 @@
 
 A snapshot is a stream of msgpack records, cut into chunks of about
 ``chunk_bytes`` (a record is never split across a chunk boundary unless it
-is larger than a chunk):
+is larger than a chunk; a section reused from the previous snapshot comes as
+one chunk):
 
 ==========  ============================================================
 ``H``       ``["H", MAGIC, VERSION, applied_index, revision, compact_revision, next_lease_id]``
 ``L``       ``["L", [[lease_id, ttl], ...]]`` (any number of records)
-``K``       ``["K", [key, [[value, create, mod, version, lease], ...], key, ...]]``:
-            keys with their retained history up to ``revision``, keys
-            ascending, as many as fit in about a chunk; a long history
-            continues under the same key (in the record or the next one)
-``C``       ``["C", first_revision, [count, ...], [key, ...]]``: for each
-            revision from ``first_revision`` on, how many writes it made,
-            then the keys of those writes in commit order
-``E``       ``["E", record_count, crc32, compact_revision]``: the CRC-32 of
-            every record before it, as packed
+``B``       ``["B", [key, [[value, create, mod, version, lease], ...], key, ...]]``:
+            the versions at or below ``compact_revision`` that compaction
+            kept, keys ascending (a long history continues under the same
+            key, in the record or the next one)
+``W``       ``["W", first_revision, [count, ...], [[key, value, create, mod, version, lease], ...]]``:
+            every write after ``compact_revision`` up to ``revision``, in
+            commit order: for each revision from ``first_revision`` on, how
+            many writes it made, then the writes
+``E``       ``["E", record_count, head_crc, history_crc, compact_revision]``:
+            the CRC-32 of the ``H`` and ``L`` records, and of the ``B`` and
+            ``W`` records, as packed
 ==========  ============================================================
 
-Records hold many keys and revisions each, so that building a snapshot of
-a large store costs little more than packing it. Version 1 streams, with one
-key per ``K`` record (``["K", key, versions]``) and a list of keys per
-revision in ``C`` (``["C", first_revision, [[key, ...], ...]]``), are still
-read.
+Everything after the compact revision is the change log itself, which only
+grows until the next compaction; so a member keeps the packed ``B`` and ``W``
+records of its last snapshot (``SnapshotReuse``) and the next one packs only
+the revisions written since, the way etcd's snapshots cost only what changed.
+
+Version 1 streams are still read: there ``["K", key, versions]`` records hold
+each key's whole retained history, ``["C", first_revision, [[key, ...], ...]]``
+records the keys each revision wrote, and the trailer
+``["E", record_count, crc32, compact_revision]`` one CRC of every record.
 
 The writer reads the store lazily, so the store may keep applying writes
 while a snapshot streams: everything after ``revision`` is left out. A
@@ -30,38 +37,44 @@ compaction during the stream is allowed too: the trailer carries the compact
 revision at the end of the stream, and the reader compacts what it loaded to
 it. A restore of the store during the stream is not (``InvariantError``).
 
-The reader checks every record and raises ``CorruptError`` (path
-``"<snapshot>"``, the byte offset) for anything malformed, out of order,
-truncated or failing the CRC.
+The reader (``kvstore.mvcc.snapshot_reader``) checks every record and
+raises ``CorruptError`` (path ``"<snapshot>"``, the byte offset) for anything
+malformed, out of order, truncated or failing the CRC.
 """
 
 from __future__ import annotations
 
 import zlib
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Any
+from typing import Any, Union
 
 import msgpack
 
-from kvstore.errors import CorruptError, InvalidRequest, InvariantError
-from kvstore.mvcc.index import entry_before
+from kvstore.errors import InvalidRequest, InvariantError
+from kvstore.mvcc.changelog import ChangeLog
 from kvstore.mvcc.store import KVStore
-from kvstore.mvcc.types import KeyValue, new_key_value
+from kvstore.mvcc.types import KeyValue
 
-__all__ = ["MAGIC", "VERSION", "SnapshotImage", "read_snapshot", "write_snapshot"]
+__all__ = ["MAGIC", "READABLE", "VERSION", "Chunk", "SnapshotImage", "SnapshotReuse", "write_snapshot"]
 
 MAGIC = "steersman-mvcc-snapshot"
 VERSION = 2
-_READABLE = (1, 2)
+READABLE = (1, 2)  # the versions kvstore.mvcc.snapshot_reader reads
 _LEASES_PER_RECORD = 4096
 _WRITES_PER_RECORD = 1024
-_PATH = "<snapshot>"
+# W records may pass a small chunk size: a run of 1,024 small writes stays whole.
+_WRITE_RECORD_BYTES = 512 << 10
 _FIELDS = attrgetter("value", "create_revision", "mod_revision", "version", "lease")
-_KEY = attrgetter("key")
+_WRITE = attrgetter("key", "value", "create_revision", "mod_revision", "version", "lease")
 _MOD = attrgetter("mod_revision")
+_KEY = attrgetter("key")
+_VALUE = attrgetter("value")
+
+Chunk = Union[bytes, memoryview]
+"""A piece of a snapshot stream."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,306 +91,214 @@ class SnapshotImage:
     counts: list[int]
 
 
-def write_snapshot(store: KVStore, applied_index: int, *, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
+@dataclass(frozen=True, slots=True)
+class _Section:
+    """The packed ``B`` and ``W`` records of a snapshot: where they lie in its stream, what they cover."""
+
+    log: ChangeLog
+    compact: int
+    through: int  # the last revision of the ``W`` records
+    start: int
+    end: int
+    crc: int
+    records: int
+
+
+class SnapshotReuse:
+    """The packed history of a member's last snapshot, for its next one.
+
+    ``write_snapshot`` takes it and notes what it packed; once the stream has
+    been joined into the snapshot's data, ``keep(data)`` holds on to that
+    part of it (a view: no copy). It is used only while the store's change
+    log is the same object at the same compact revision: a compaction or a
+    restore makes the next snapshot pack everything again.
+    """
+
+    __slots__ = ("_section", "_data", "_written")
+
+    def __init__(self) -> None:
+        self._section: _Section | None = None
+        self._data: memoryview | None = None
+        self._written: tuple[_Section, int] | None = None
+
+    def keep(self, data: bytes) -> None:
+        """``data`` is the whole stream last written with this object: keep its history part."""
+        written, self._written = self._written, None
+        if written is None:
+            return
+        section, total = written
+        if len(data) != total:
+            raise InvariantError(f"a snapshot of {total} bytes was kept as {len(data)} bytes")
+        self._section = section
+        self._data = memoryview(data)[section.start : section.end]
+
+    def _usable(self, log: ChangeLog, compact: int, revision: int) -> tuple[_Section, memoryview] | None:
+        section, data = self._section, self._data
+        if (section is None or data is None or section.log is not log or section.compact != compact
+                or section.through > revision):
+            self._section = self._data = None
+            return None
+        return section, data
+
+
+def write_snapshot(
+    store: KVStore, applied_index: int, *, chunk_bytes: int = 1 << 20, reuse: SnapshotReuse | None = None
+) -> Iterator[Chunk]:
     """Stream the store's state as of now (see the module docstring).
 
-    The state is pinned when this is called, not when iteration starts.
+    The state is pinned when this is called, not when iteration starts. With
+    ``reuse``, the history packed for the previous snapshot is reused if the
+    store was not compacted or restored since.
     """
     if chunk_bytes < 1:
         raise InvalidRequest(f"chunk_bytes must be positive, not {chunk_bytes}")
     revision, compact = store.revision, store.compact_revision
     header = ["H", MAGIC, VERSION, applied_index, revision, compact, store.lessor.next_id]
     leases = store.lessor.table()
-    keys = store.index.all_keys()
+    log = store.change_log
+    previous = reuse._usable(log, compact, revision) if reuse is not None else None
     histories = store.index.histories
-    changes = store.change_spans(compact + 1, revision, _WRITES_PER_RECORD)
-    records = _records(header, leases, keys, histories, changes, revision, chunk_bytes)
-    return _chunks(store, histories, records, chunk_bytes)
+    # Only versions at or below the compact revision go in B records: none
+    # before the first compaction, and nothing to pack when reused.
+    keys = store.index.all_keys() if previous is None and compact > 0 else []
+    first = previous[0].through + 1 if previous is not None else max(compact, 1) + 1
+    changes = store.change_spans(first, revision, _WRITES_PER_RECORD) if first <= revision else iter(())
+    stream = _Stream(store, histories, chunk_bytes)
+    return stream.run(header, leases, keys, changes, previous, log, compact, revision, reuse)
 
 
-def _records(
-    header: list[Any],
-    leases: list[tuple[int, int]],
-    keys: list[bytes],
-    histories: dict[bytes, list[KeyValue]],
-    changes: Iterator[tuple[int, list[KeyValue], list[int]]],
-    revision: int,
-    record_bytes: int,
+class _Stream:
+    """Packs records into chunks, with the two running CRCs and the byte offset."""
+
+    def __init__(self, store: KVStore, histories: dict[bytes, list[KeyValue]], chunk_bytes: int) -> None:
+        self.store = store
+        self.histories = histories
+        self.chunk_bytes = chunk_bytes
+        self.packer = msgpack.Packer(use_bin_type=True)
+        self.out = bytearray()
+        self.offset = 0  # bytes yielded so far
+        self.count = 0
+
+    def add(self, record: list[Any], crc: int) -> tuple[int, bytes | None]:
+        """Pack ``record``; returns the CRC carried on and a chunk to yield, if one is full."""
+        if self.store.index.histories is not self.histories:
+            raise InvariantError("the store was restored while a snapshot of it was streamed")
+        packed = self.packer.pack(record)
+        self.count += 1
+        full = None
+        if self.out and len(self.out) + len(packed) > self.chunk_bytes:
+            full = self.take()
+        self.out += packed
+        return zlib.crc32(packed, crc), full
+
+    def take(self) -> bytes:
+        chunk = bytes(self.out)
+        self.out.clear()
+        self.offset += len(chunk)
+        return chunk
+
+    def run(
+        self,
+        header: list[Any],
+        leases: list[tuple[int, int]],
+        keys: list[bytes],
+        changes: Iterator[tuple[int, list[KeyValue], list[int]]],
+        previous: tuple[_Section, memoryview] | None,
+        log: ChangeLog,
+        compact: int,
+        revision: int,
+        reuse: SnapshotReuse | None,
+    ) -> Iterator[Chunk]:
+        head_crc = history_crc = 0
+        head = [header]
+        head += (["L", [list(lease) for lease in leases[i : i + _LEASES_PER_RECORD]]]
+                 for i in range(0, len(leases), _LEASES_PER_RECORD))
+        for record in head:
+            head_crc, full = self.add(record, head_crc)
+            if full is not None:
+                yield full
+        yield self.take()  # the history section starts on a chunk of its own
+        start = self.offset
+        if previous is not None:
+            section, data = previous
+            history_crc = section.crc
+            self.count += section.records
+            self.offset += len(data)
+            yield data
+        else:
+            for record in _base_records(keys, self.histories, compact, self.chunk_bytes):
+                history_crc, full = self.add(record, history_crc)
+                if full is not None:
+                    yield full
+        for record in _write_records(changes, max(self.chunk_bytes, _WRITE_RECORD_BYTES)):
+            history_crc, full = self.add(record, history_crc)
+            if full is not None:
+                yield full
+        if self.store.index.histories is not self.histories:
+            raise InvariantError("the store was restored while a snapshot of it was streamed")
+        end = self.offset + len(self.out)
+        records = self.count - len(head)
+        final_compact = self.store.compact_revision
+        trailer = self.packer.pack(["E", self.count, head_crc, history_crc, final_compact])
+        full = self.take() if self.out and len(self.out) + len(trailer) > self.chunk_bytes else None
+        self.out += trailer
+        last = self.take()
+        if reuse is not None and final_compact == compact:
+            section = _Section(log, compact, revision, start, end, history_crc, records)
+            reuse._written = (section, self.offset)
+        if full is not None:
+            yield full
+        yield last
+
+
+def _write_records(
+    changes: Iterator[tuple[int, list[KeyValue], list[int]]], record_bytes: int
 ) -> Iterator[list[Any]]:
-    yield header
-    for i in range(0, len(leases), _LEASES_PER_RECORD):
-        yield ["L", [list(lease) for lease in leases[i : i + _LEASES_PER_RECORD]]]
-    yield from _key_records(keys, histories, revision, record_bytes)
+    """``W`` records: runs of the change log, cut at revisions so each stays near ``record_bytes``."""
     for first, writes, counts in changes:
-        yield ["C", first, counts, list(map(_KEY, writes))]
+        size = sum(map(len, map(_VALUE, writes))) + sum(map(len, map(_KEY, writes))) + 16 * len(writes)
+        if size <= record_bytes or len(counts) == 1:
+            yield ["W", first, counts, list(map(_WRITE, writes))]
+            continue
+        # Big values: cut the run between revisions.
+        start = i = 0
+        run: list[int] = []
+        run_size = 0
+        rev = first
+        for count in counts:
+            part = sum(len(kv.key) + len(kv.value) + 16 for kv in writes[i : i + count])
+            if run and run_size + part > record_bytes:
+                yield ["W", rev - len(run), run, list(map(_WRITE, writes[start:i]))]
+                start, run, run_size = i, [], 0
+            run.append(count)
+            run_size += part
+            i += count
+            rev += 1
+        yield ["W", rev - len(run), run, list(map(_WRITE, writes[start:i]))]
 
 
-def _key_records(
-    keys: list[bytes], histories: dict[bytes, list[KeyValue]], revision: int, record_bytes: int
+def _base_records(
+    keys: list[bytes], histories: dict[bytes, list[KeyValue]], compact: int, record_bytes: int
 ) -> Iterator[list[Any]]:
+    """``B`` records: each key's versions at or below ``compact``."""
     batch: list[Any] = []
     size = 0
     for key in keys:
         history = histories.get(key)
-        if history is None:
-            continue  # compacted away since the snapshot was pinned
-        if history[-1].mod_revision > revision:
-            history = history[: bisect_right(history, revision, key=_MOD)]
-            if not history:
-                continue
-        if len(history) == 1:
-            kv = history[0]
-            batch.append(key)
-            batch.append([_FIELDS(kv)])
-            size += len(key) + len(kv.value) + 16
-        else:
-            # Pinned: a long history may span records, and writes go on meanwhile.
-            versions: list[tuple[Any, ...]] | None = None
-            for kv in history[:]:
-                if versions is None:
-                    versions = []
-                    batch.append(key)
-                    batch.append(versions)
-                    size += len(key)
-                versions.append(_FIELDS(kv))
-                size += len(kv.value) + 16
-                if size >= record_bytes:
-                    yield ["K", batch]
-                    batch, size, versions = [], 0, None
-        if size >= record_bytes:
-            yield ["K", batch]
-            batch, size = [], 0
+        if history is None or history[0].mod_revision > compact:
+            continue  # compacted away since the snapshot was pinned, or all newer
+        kept = history[: bisect_right(history, compact, key=_MOD)]
+        versions: list[tuple[Any, ...]] | None = None
+        for kv in kept:
+            if versions is None:
+                versions = []
+                batch.append(key)
+                batch.append(versions)
+                size += len(key)
+            versions.append(_FIELDS(kv))
+            size += len(kv.value) + 16
+            if size >= record_bytes:
+                yield ["B", batch]
+                batch, size, versions = [], 0, None
     if batch:
-        yield ["K", batch]
-
-
-def _chunks(
-    store: KVStore, histories: dict[bytes, list[KeyValue]], records: Iterator[list[Any]], chunk_bytes: int
-) -> Iterator[bytes]:
-    packer = msgpack.Packer(use_bin_type=True)
-    out = bytearray()
-    crc = 0
-    count = 0
-    for record in records:
-        if store.index.histories is not histories:
-            raise InvariantError("the store was restored while a snapshot of it was streamed")
-        packed = packer.pack(record)
-        crc = zlib.crc32(packed, crc)
-        count += 1
-        if out and len(out) + len(packed) > chunk_bytes:
-            yield bytes(out)
-            out.clear()
-        out += packed
-    if store.index.histories is not histories:
-        raise InvariantError("the store was restored while a snapshot of it was streamed")
-    trailer = packer.pack(["E", count, crc, store.compact_revision])
-    if out and len(out) + len(trailer) > chunk_bytes:
-        yield bytes(out)
-        out.clear()
-    yield bytes(out + trailer)
-
-
-def read_snapshot(chunks: Iterable[bytes]) -> SnapshotImage:
-    """Decode and check a snapshot stream.
-
-    Raises:
-        CorruptError: the stream is malformed, truncated, or fails its CRC.
-    """
-    reader = _Reader()
-    unpacker = msgpack.Unpacker(raw=False, use_list=True, strict_map_key=True, max_buffer_size=1 << 30)
-    for chunk in chunks:
-        unpacker.feed(chunk)
-        while True:
-            try:
-                record = unpacker.unpack()
-            except msgpack.OutOfData:
-                break
-            except (ValueError, TypeError) as err:
-                raise CorruptError(_PATH, unpacker.tell(), f"undecodable record: {err}") from None
-            reader.offset = unpacker.tell()
-            reader.take(record)
-    return reader.finish()
-
-
-class _Reader:
-    """Checks records one by one and accumulates the image."""
-
-    def __init__(self) -> None:
-        self.offset = 0
-        self.crc = 0
-        self.count = 0
-        self.version = 0
-        self.revision = 0
-        self.header: list[Any] | None = None
-        self.trailer: list[Any] | None = None
-        self.stage = "H"
-        self.leases: list[tuple[int, int]] = []
-        self.histories: dict[bytes, list[KeyValue]] = {}
-        self.last_key: bytes | None = None
-        # The change log: the first revision, writes per revision, their keys.
-        self.first_change = 0
-        self.change_counts: list[int] = []
-        self.change_keys: list[bytes] = []
-
-    def fail(self, reason: str) -> CorruptError:
-        return CorruptError(_PATH, self.offset, reason)
-
-    def take(self, record: Any) -> None:
-        if self.trailer is not None:
-            raise self.fail("data after the trailer")
-        if type(record) is not list or not record or record[0] not in ("H", "L", "K", "C", "E"):
-            raise self.fail("not a snapshot record")
-        kind = record[0]
-        if kind != "E":
-            self.crc = zlib.crc32(msgpack.packb(record, use_bin_type=True), self.crc)
-            self.count += 1
-        order = "HLKCE"
-        if (self.stage == "H") != (kind == "H") or order.index(kind) < order.index(self.stage):
-            raise self.fail(f"record {kind!r} out of order")
-        self.stage = kind
-        getattr(self, "_take_" + kind)(record)
-
-    def _take_H(self, record: list[Any]) -> None:
-        if len(record) != 7 or record[1] != MAGIC or record[2] not in _READABLE:
-            raise self.fail(f"not a store snapshot of version {' or '.join(map(str, _READABLE))}")
-        _, _, version, index, revision, compact, next_lease = record
-        if not all(type(v) is int and v >= 0 for v in (index, revision, compact, next_lease)):
-            raise self.fail("bad header fields")
-        if not compact <= revision or revision < 1:
-            raise self.fail("bad revisions in header")
-        self.header = record
-        self.version = version
-        self.revision = revision
-        self.stage = "L"
-
-    def _take_L(self, record: list[Any]) -> None:
-        if len(record) != 2 or type(record[1]) is not list:
-            raise self.fail("bad lease record")
-        for item in record[1]:
-            if type(item) is not list or len(item) != 2 or not all(type(v) is int and v > 0 for v in item):
-                raise self.fail("bad lease")
-            if self.leases and item[0] <= self.leases[-1][0]:
-                raise self.fail("leases out of order")
-            self.leases.append((item[0], item[1]))
-
-    def _take_K(self, record: list[Any]) -> None:
-        if self.version == 1:
-            if len(record) != 3:
-                raise self.fail("bad key record")
-            self._take_history(record[1], record[2])
-            return
-        if len(record) != 2 or type(record[1]) is not list or not record[1] or len(record[1]) % 2:
-            raise self.fail("bad key record")
-        items = record[1]
-        for i in range(0, len(items), 2):
-            self._take_history(items[i], items[i + 1])
-
-    def _take_history(self, key: Any, versions: Any) -> None:
-        if type(key) is not bytes or type(versions) is not list or not versions:
-            raise self.fail("bad key record")
-        if self.last_key is not None and key < self.last_key:
-            raise self.fail("keys out of order")
-        history = self.histories.get(key)
-        if history is None:
-            history = self.histories[key] = []
-        elif key != self.last_key:
-            raise self.fail("key repeated")
-        key = history[0].key if history else key
-        revision = self.revision
-        for item in versions:
-            if type(item) is not list or len(item) != 5:
-                raise self.fail("bad version")
-            value, create, mod, version, lease = item
-            if type(value) is not bytes or not all(type(v) is int and v >= 0 for v in (create, mod, version, lease)):
-                raise self.fail("bad version fields")
-            if mod > revision or (history and mod <= history[-1].mod_revision):
-                raise self.fail(f"versions of {key!r} out of order")
-            history.append(new_key_value(key, value, create, mod, version, lease))
-        self.last_key = key
-
-    def _take_C(self, record: list[Any]) -> None:
-        if self.version == 1:
-            if len(record) != 3 or type(record[2]) is not list:
-                raise self.fail("bad change record")
-            groups = record[2]
-            if not all(type(keys) is list and keys for keys in groups):
-                raise self.fail("bad change keys")
-            counts = [len(keys) for keys in groups]
-            keys = [k for group in groups for k in group]
-        else:
-            if len(record) != 4 or type(record[2]) is not list or type(record[3]) is not list:
-                raise self.fail("bad change record")
-            counts, keys = record[2], record[3]
-            if not all(type(c) is int and c > 0 for c in counts) or sum(counts) != len(keys):
-                raise self.fail("bad change counts")
-        first = record[1]
-        if type(first) is not int:
-            raise self.fail("bad change record")
-        if not all(type(k) is bytes for k in keys):
-            raise self.fail("bad change keys")
-        if not self.change_counts:
-            self.first_change = first
-        elif first != self.first_change + len(self.change_counts):
-            raise self.fail("change log has a gap")
-        self.change_counts += counts
-        self.change_keys += keys
-
-    def _take_E(self, record: list[Any]) -> None:
-        if len(record) != 4 or not all(type(v) is int for v in record[1:]):
-            raise self.fail("bad trailer")
-        if record[1] != self.count or record[2] != self.crc:
-            raise self.fail("checksum mismatch")
-        self.trailer = record
-
-    def finish(self) -> SnapshotImage:
-        if self.header is None or self.trailer is None:
-            raise self.fail("truncated snapshot")
-        index, revision, compact, next_lease = self.header[3:7]
-        final_compact: int = self.trailer[3]
-        if not compact <= final_compact <= revision:
-            raise self.fail("compact revision outside the snapshot")
-        histories = self.histories
-        if final_compact > compact:
-            _compact_loaded(histories, final_compact)
-        base = max(final_compact, 1)
-        log: list[KeyValue] = []
-        counts: list[int] = []
-        keys = self.change_keys
-        rev = self.first_change
-        i = 0
-        for count in self.change_counts:
-            if rev > base:
-                for k in keys[i : i + count]:
-                    history = histories.get(k)
-                    if history and history[-1].mod_revision == rev:
-                        entry: KeyValue | None = history[-1]
-                    else:
-                        entry = entry_before(history, rev + 1) if history else None
-                    if entry is None or entry.mod_revision != rev:
-                        raise self.fail(f"change log names {k!r} at {rev}, which its history lacks")
-                    log.append(entry)
-                counts.append(count)
-            i += count
-            rev += 1
-        if len(counts) != revision - base:
-            raise self.fail("change log does not cover the snapshot's revisions")
-        lease_ids = {lease_id for lease_id, _ in self.leases}
-        for key, history in histories.items():
-            kv = history[-1]
-            if kv.version and kv.lease and kv.lease not in lease_ids:
-                raise self.fail(f"key {key!r} is attached to missing lease {kv.lease}")
-        return SnapshotImage(index, revision, final_compact, next_lease, self.leases, histories, log, counts)
-
-
-def _compact_loaded(histories: dict[bytes, list[KeyValue]], revision: int) -> None:
-    """Apply the compaction rule of ``TreeIndex.compact_key`` to every loaded history."""
-    for key in list(histories):
-        history = histories[key]
-        keep = [kv for kv in history if kv.mod_revision > revision]
-        older = [kv for kv in history if kv.mod_revision <= revision]
-        if older and older[-1].version:
-            keep.insert(0, older[-1])
-        if keep:
-            histories[key] = keep
-        else:
-            del histories[key]
+        yield ["B", batch]

@@ -533,6 +533,11 @@ class KVStore:
             raise Compacted(from_revision, self._compact_rev)
         return self._log.read(from_revision, to_revision or self._rev)
 
+    @property
+    def change_log(self) -> ChangeLog:
+        """The change log (read only): the same object until a restore replaces it."""
+        return self._log
+
     def change_spans(
         self, from_revision: int, to_revision: int, max_writes: int
     ) -> Iterator[tuple[int, list[KeyValue], list[int]]]:

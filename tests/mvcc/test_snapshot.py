@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 import zlib
+from collections.abc import Iterable
+from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
 import pytest
@@ -11,7 +13,9 @@ import pytest
 from kvstore.clock import FakeClock
 from kvstore.errors import CorruptError, InvariantError
 from kvstore.mvcc import ALL_KEYS, KVStateMachine, op_delete, op_put
-from kvstore.mvcc.snapshot import read_snapshot
+from kvstore.mvcc import snapshot as snapshot_module
+from kvstore.mvcc.snapshot import Chunk, SnapshotReuse
+from kvstore.mvcc.snapshot_reader import read_snapshot
 
 
 def busy_machine(seed: int = 1, writes: int = 300, compact_at: int = 120) -> KVStateMachine:
@@ -74,19 +78,34 @@ def test_chunks_are_bounded(chunk_bytes: int) -> None:
     assert b.hash_state() == a.hash_state()
 
 
-def test_long_history_is_split_across_records() -> None:
-    a = KVStateMachine(FakeClock())
-    for i in range(50):
-        a.store.put("hot", bytes(100) + b"%d" % i)
-    chunks = list(a.snapshot_chunks(1000))
+def records_of(chunks: Iterable[Chunk]) -> list[list[Any]]:
     unpacker = msgpack.Unpacker(raw=False)
     for c in chunks:
         unpacker.feed(c)
-    key_records = [r for r in unpacker if r[0] == "K"]
-    assert len(key_records) > 1 and {k for r in key_records for k in r[1][0::2]} == {b"hot"}
+    return list(unpacker)
+
+
+def test_big_values_cut_the_change_log_into_records_between_revisions() -> None:
+    a = KVStateMachine(FakeClock())
+    for i in range(50):
+        a.store.put("hot", bytes(100 << 10) + b"%d" % i)
+    writes = [r for r in records_of(a.snapshot_chunks(1000)) if r[0] == "W"]
+    # 100 KiB values, records of about 512 KiB: a few revisions each, in order, none lost.
+    assert 5 < len(writes) < 25 and all(len(r[3]) <= 6 for r in writes)
+    assert [w[3] for r in writes for w in r[3]] == list(range(2, 52))
     b = KVStateMachine(FakeClock())
-    b.restore(chunks)
+    b.restore(a.snapshot_chunks(1000))
     same_reads(a, b)
+
+
+def test_a_compacted_history_keeps_its_base_versions_apart() -> None:
+    a = busy_machine()
+    records = records_of(a.snapshot_chunks())
+    compact = a.store.compact_revision
+    base = [v for r in records if r[0] == "B" for v in r[1][1::2]]
+    assert base and all(version[2] <= compact for versions in base for version in versions)
+    first_write = next(r for r in records if r[0] == "W")
+    assert first_write[1] == compact + 1
 
 
 def test_empty_store_round_trips() -> None:
@@ -141,7 +160,7 @@ def corrupt_variants(chunks: list[bytes]) -> list[list[bytes]]:
         [data[: len(data) - 5]],  # truncated trailer
         [data[: len(data) // 2]],  # truncated in the middle
         [bytes(flipped)],
-        [data + msgpack.packb(["K", b"zz", []])],  # data after the trailer
+        [data + msgpack.packb(["W", 9, [1], []])],  # data after the trailer
         [msgpack.packb(["E", 0, 0, 0])],  # no header
         [],
     ]
@@ -200,72 +219,128 @@ def test_records_are_checked(records: list[list[object]], reason: str) -> None:
         read_snapshot([pack_stream(records)])
 
 
-HEADER_V2 = ["H", "steersman-mvcc-snapshot", 2, 0, 4, 0, 1]
+def pack_stream_v2(records: list[list[object]], *, compact: int = 0) -> bytes:
+    packed = [msgpack.packb(r, use_bin_type=True) for r in records]
+    head_crc = history_crc = 0
+    for r, p in zip(records, packed):
+        if r[0] in ("H", "L"):
+            head_crc = zlib.crc32(p, head_crc)
+        else:
+            history_crc = zlib.crc32(p, history_crc)
+    trailer: bytes = msgpack.packb(["E", len(packed), head_crc, history_crc, compact])
+    return b"".join(packed) + trailer
+
+
+HEADER_V2 = ["H", "steersman-mvcc-snapshot", 2, 0, 5, 3, 1]  # revision 5, compacted at 3
+BASE = ["B", [b"a", [[b"v", 2, 2, 1, 0]], b"b", [[b"w", 3, 3, 1, 0]]]]
+WRITES = ["W", 4, [1, 1], [[b"b", b"x", 3, 4, 2, 0], [b"c", b"y", 5, 5, 1, 0]]]
 
 
 def test_a_hand_made_version_2_stream_restores() -> None:
-    stream = pack_stream([
-        HEADER_V2,
-        ["K", [b"a", [[b"v", 2, 2, 1, 0]], b"b", [[b"w", 3, 3, 1, 0]]]],
-        ["K", [b"b", [[b"x", 3, 4, 2, 0]]]],  # b's history goes on in the next record
-        ["C", 2, [1, 2], [b"a", b"b", b"a"]],
-    ])
-    with pytest.raises(CorruptError, match="history lacks"):
-        KVStateMachine(FakeClock()).restore([stream])
-    stream = pack_stream([
-        HEADER_V2,
-        ["K", [b"a", [[b"v", 2, 2, 1, 0]], b"b", [[b"w", 3, 3, 1, 0]]]],
-        ["K", [b"b", [[b"x", 3, 4, 2, 0]]]],
-        ["C", 2, [1, 1], [b"a", b"b"]],
-        ["C", 4, [1], [b"b"]],
-    ])
     m = KVStateMachine(FakeClock())
-    m.restore([stream])
-    assert m.store.revision == 4
-    assert [kv.value for kv in m.store.range("", ALL_KEYS).kvs] == [b"v", b"x"]
+    m.restore([pack_stream_v2([HEADER_V2, BASE, WRITES], compact=3)])
+    assert m.store.revision == 5 and m.store.compact_revision == 3
+    assert [kv.value for kv in m.store.range("", ALL_KEYS).kvs] == [b"v", b"x", b"y"]
     assert [kv.value for kv in m.store.range("b", revision=3).kvs] == [b"w"]
-
-
-V2_KEYS = ["K", [b"a", [[b"v", 2, 2, 1, 0]], b"b", [[b"w", 3, 3, 1, 0]]]]
-V2_LOG = ["C", 2, [1, 1], [b"a", b"b"]]
+    assert [rev for rev, _ in m.store.changes(4)] == [4, 5]
 
 
 @pytest.mark.parametrize(
     ("records", "reason"),
     [
-        ([HEADER_V2, ["K", [b"a"]], V2_LOG], "bad key record"),
-        ([HEADER_V2, ["K", []], V2_LOG], "bad key record"),
-        ([HEADER_V2, ["K", [b"a", []]], V2_LOG], "bad key record"),
-        ([HEADER_V2, ["K", [b"b", [[b"w", 3, 3, 1, 0]], b"a", [[b"v", 2, 2, 1, 0]]]], V2_LOG], "keys out of order"),
-        ([HEADER_V2, ["K", [b"a", [[b"v", 2, 2, 1, 0]], b"b", [[b"w", 3, 3, 1, 0]], b"a", [[b"u", 2, 4, 2, 0]]]],
-          V2_LOG], "out of order"),
-        ([HEADER_V2, V2_KEYS, ["C", 2, [1, 2], [b"a", b"b"]]], "bad change counts"),
-        ([HEADER_V2, V2_KEYS, ["C", 2, [1, 0], [b"a"]]], "bad change counts"),
-        ([HEADER_V2, V2_KEYS, ["C", 2, [1, 1], [b"a", 7]]], "bad change keys"),
-        ([HEADER_V2, V2_KEYS, ["C", 2, [1], [b"a"]], ["C", 4, [1], [b"b"]]], "gap"),
-        ([HEADER_V2, V2_KEYS, ["C", 2, [[b"a"], [b"b"]]]], "bad change record"),
+        ([HEADER_V2, ["B", [b"a"]], WRITES], "bad base record"),
+        ([HEADER_V2, ["B", []], WRITES], "bad base record"),
+        ([HEADER_V2, ["B", [b"a", []]], WRITES], "bad key record"),
+        ([HEADER_V2, ["B", [b"b", [[b"w", 3, 3, 1, 0]], b"a", [[b"v", 2, 2, 1, 0]]]], WRITES], "keys out of order"),
+        ([HEADER_V2, ["B", [b"a", [[b"v", 2, 4, 1, 0]]]], WRITES], "out of order"),  # above the compact revision
+        ([HEADER_V2, BASE, ["W", 4, [1, 2], [[b"b", b"x", 3, 4, 2, 0], [b"c", b"y", 5, 5, 1, 0]]]], "bad write counts"),
+        ([HEADER_V2, BASE, ["W", 4, [1, 0], [[b"b", b"x", 3, 4, 2, 0]]]], "bad write counts"),
+        ([HEADER_V2, BASE, ["W", 4, [1, 1], [[b"b", b"x", 3, 4, 2, 0], [b"c", b"y", 5, 5, 1]]]], "bad write"),
+        ([HEADER_V2, BASE, ["W", 4, [1, 1], [[b"b", b"x", 3, 4, 2, 0], ["c", b"y", 5, 5, 1, 0]]]], "bad write fields"),
+        ([HEADER_V2, BASE, ["W", 4, [1, 1], [[b"b", b"x", 3, 4, 2, 0], [b"c", b"y", 5, 6, 1, 0]]]], "logged at 5"),
+        ([HEADER_V2, BASE, ["W", 4, [2], [[b"b", b"x", 3, 4, 2, 0], [b"b", b"y", 3, 4, 3, 0]]]], "out of order"),
+        ([HEADER_V2, BASE, ["W", 5, [1], [[b"c", b"y", 5, 5, 1, 0]]]], "gap"),
+        ([HEADER_V2, BASE, ["W", 4, [1], [[b"b", b"x", 3, 4, 2, 0]]]], "does not cover"),
+        ([HEADER_V2, WRITES, BASE], "out of order"),
+        ([HEADER_V2, BASE, ["K", b"a", [[b"v", 2, 2, 1, 0]]], WRITES], "not a snapshot record"),
     ],
 )
 def test_version_2_records_are_checked(records: list[list[object]], reason: str) -> None:
     with pytest.raises(CorruptError, match=reason):
-        read_snapshot([pack_stream(records)])
+        read_snapshot([pack_stream_v2(records, compact=3)])
 
 
-def test_records_carry_many_keys_and_revisions() -> None:
+@pytest.mark.parametrize("wrong", [0, 1])
+def test_either_checksum_failing_is_detected(wrong: int) -> None:
+    good = pack_stream_v2([HEADER_V2, BASE, WRITES], compact=3)
+    trailer = msgpack.unpackb(good[good.rindex(b"\x95\xa1E") :])
+    trailer[2 + wrong] ^= 1
+    damaged = good[: good.rindex(b"\x95\xa1E")] + msgpack.packb(trailer)
+    read_snapshot([good])
+    with pytest.raises(CorruptError, match="checksum mismatch"):
+        read_snapshot([damaged])
+
+
+def test_the_change_log_goes_in_runs_of_revisions() -> None:
     a = KVStateMachine(FakeClock())
     for i in range(2000):
         a.store.put(b"key%05d" % i, b"x" * 20)
     a.store.txn([], [op_put(b"key00001", b"t"), op_put(b"key00002", b"t")])
-    unpacker = msgpack.Unpacker(raw=False)
-    for c in a.snapshot_chunks(16 << 10):
-        unpacker.feed(c)
-    records = list(unpacker)
-    keys = [r for r in records if r[0] == "K"]
-    changes = [r for r in records if r[0] == "C"]
-    assert 1 < len(keys) < 10 and sum(len(r[1]) // 2 for r in keys) == 2000
-    assert len(changes) == 2 and [len(r[3]) for r in changes] == [1024, 978]
-    assert changes[1][2][-1] == 2  # the txn's revision wrote two keys
+    writes = [r for r in records_of(a.snapshot_chunks(16 << 10)) if r[0] == "W"]
+    assert [len(r[3]) for r in writes] == [1024, 978]
+    assert writes[1][2][-1] == 2  # the txn's revision wrote two keys
     b = KVStateMachine(FakeClock())
-    b.restore(chunk for chunk in a.snapshot_chunks(16 << 10))
+    b.restore(a.snapshot_chunks(16 << 10))
     assert b.hash_state() == a.hash_state()
     assert list(b.store.changes(1)) == list(a.store.changes(1))
+
+
+def write_and_reuse(a: KVStateMachine, reuse: SnapshotReuse) -> bytes:
+    data = b"".join(a.snapshot_chunks(4096, reuse=reuse))
+    reuse.keep(data)
+    return data
+
+
+def test_the_next_snapshot_reuses_the_history_already_packed(monkeypatch: pytest.MonkeyPatch) -> None:
+    a = busy_machine()
+    reuse = SnapshotReuse()
+    write_and_reuse(a, reuse)
+    for i in range(40):
+        a.store.put(b"k%02d" % (i % 30), b"later%d" % i)
+    packed: list[int] = []
+    fields = snapshot_module._WRITE
+
+    def counting(kv: Any) -> Any:
+        packed.append(kv.mod_revision)
+        return fields(kv)
+
+    monkeypatch.setattr(snapshot_module, "_WRITE", counting)
+    second = write_and_reuse(a, reuse)
+    # Only the revisions written since the first snapshot were packed.
+    assert packed == list(range(a.store.revision - 39, a.store.revision + 1))
+    b = KVStateMachine(FakeClock())
+    b.restore([second])
+    assert b.hash_state() == a.hash_state()
+    same_reads(a, b)
+
+
+@pytest.mark.parametrize("change", ["compact", "restore"])
+def test_a_compaction_or_a_restore_packs_everything_again(change: str) -> None:
+    a = busy_machine()
+    reuse = SnapshotReuse()
+    write_and_reuse(a, reuse)
+    a.store.put(b"k01", b"after")
+    if change == "compact":
+        a.store.compact(a.store.revision - 5)
+    else:
+        a.restore(busy_machine(seed=4).snapshot_chunks())
+    with_stale_reuse = write_and_reuse(a, reuse)
+    assert with_stale_reuse == b"".join(a.snapshot_chunks(4096))
+
+
+def test_keeping_other_data_than_the_stream_is_refused() -> None:
+    a = busy_machine()
+    reuse = SnapshotReuse()
+    data = b"".join(a.snapshot_chunks(4096, reuse=reuse))
+    with pytest.raises(InvariantError):
+        reuse.keep(data[:-1])
