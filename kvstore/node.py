@@ -47,6 +47,8 @@ from typing import Any, TypeVar, cast
 from kvstore.clock import Clock, MonotonicClock
 from kvstore.compactor import CompactionPlan, Compactor, Mode
 from kvstore.errors import (
+    CorruptError,
+    InvalidRequest,
     InvariantError,
     KvError,
     NotLeader,
@@ -435,7 +437,13 @@ class Node:
             if not data:
                 machine.apply(e.index, b"")
             elif data[:8] == BATCH_TAG:
-                requests = entry_requests(data)
+                try:
+                    requests = entry_requests(data)
+                except CorruptError:
+                    # Every member reads the same bytes: all skip the entry alike.
+                    logger.exception("member %d: skipping undecodable entry %d", self.member_id, e.index)
+                    machine.apply(e.index, b"")
+                    continue
                 results = machine.apply_batch(e.index, [r[8:] for r in requests])
                 if self._waiters:
                     for request, result in zip(requests, results):
@@ -573,9 +581,10 @@ class Node:
 
         The future fails with ``Timeout`` after ``request_timeout`` seconds,
         ``Unavailable`` when there is no leader or too much is pending.
+        Raises ``InvalidRequest`` for an empty command, ``TooLarge`` past the
+        request limit.
         """
-        if len(cmd) > self.limits.max_request_bytes:
-            raise TooLarge("request", len(cmd), self.limits.max_request_bytes)
+        _check_command(cmd, self.limits.max_request_bytes)
         return self._submit(cmd)
 
     def submit_command_with(self, cmd: bytes, answer: Answer) -> None:
@@ -588,8 +597,7 @@ class Node:
         costs no future; ``submit_command`` is the same behind a future.
         Raises as ``submit_command`` does, without calling ``answer``.
         """
-        if len(cmd) > self.limits.max_request_bytes:
-            raise TooLarge("request", len(cmd), self.limits.max_request_bytes)
+        _check_command(cmd, self.limits.max_request_bytes)
         self._propose_with(cmd, answer)
 
     async def _propose(self, cmd: bytes) -> Any:
@@ -799,6 +807,13 @@ class Node:
         while self.machine.applied_index < index:
             self._applied_event.clear()
             await self._applied_event.wait()
+
+
+def _check_command(cmd: bytes, max_bytes: int) -> None:
+    if not cmd:
+        raise InvalidRequest("an empty command")
+    if len(cmd) > max_bytes:
+        raise TooLarge("request", len(cmd), max_bytes)
 
 
 def _requests(entries: Sequence[Any]) -> int:

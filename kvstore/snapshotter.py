@@ -50,9 +50,10 @@ class Snapshotter:
         self.index = 0
         self._requests_at = 0
         self._task: asyncio.Task[None] | None = None
-        # The file being written in a worker thread: a cancelled build does
-        # not stop the thread, so stopping waits for it.
-        self._saving: asyncio.Future[None] | None = None
+        # Work on disk in worker threads (writing a snapshot file, recording
+        # it in the WAL): cancelling the task that waits does not stop the
+        # thread, so stopping waits for them.
+        self._threads: set[asyncio.Future[None]] = set()
         self._built: Snapshot | None = None
         self._building_requests = 0
         # The previous snapshot's packed history, which the next one reuses.
@@ -76,9 +77,8 @@ class Snapshotter:
         self.cancel()
         if task is not None:
             await asyncio.gather(task, return_exceptions=True)
-        if self._saving is not None:
-            await asyncio.gather(self._saving, return_exceptions=True)
-            self._saving = None
+        if self._threads:
+            await asyncio.gather(*self._threads, return_exceptions=True)
 
     async def install_ready(self, disk: DiskLogStorage, storage: MemoryLogStorage) -> None:
         """Record a built snapshot, if any; start a new one once enough entries were applied."""
@@ -89,7 +89,7 @@ class Snapshotter:
             if storage.snapshot().metadata.index < index <= storage.last_index():
                 self._requests_at = self._building_requests
                 storage.create_snapshot(index, snap.data)
-                await asyncio.to_thread(disk.compact_saved, snap)
+                await self._in_thread(disk.compact_saved, snap)
                 self.index = index
                 compact_to = index - self.catch_up_entries
                 if compact_to > storage.first_index():
@@ -100,6 +100,12 @@ class Snapshotter:
                 and self.machine.applied_requests - self._requests_at >= self.snapshot_count):
             self._task = asyncio.get_running_loop().create_task(
                 self._build(disk, storage), name=f"member-{self.member_id}-snapshot")
+
+    async def _in_thread(self, fn: Callable[[Snapshot], None], snap: Snapshot) -> None:
+        fut = asyncio.ensure_future(asyncio.to_thread(fn, snap))
+        self._threads.add(fut)
+        fut.add_done_callback(self._threads.discard)
+        await asyncio.shield(fut)
 
     async def _build(self, disk: DiskLogStorage, storage: MemoryLogStorage) -> None:
         try:
@@ -118,9 +124,7 @@ class Snapshotter:
                 b"".join(parts),
             )
             self._reuse.keep(snap.data)
-            self._saving = asyncio.ensure_future(asyncio.to_thread(disk.save_snapshot_file, snap))
-            await asyncio.shield(self._saving)
-            self._saving = None
+            await self._in_thread(disk.save_snapshot_file, snap)
             self._built = snap
             self._building_requests = requests
             self._wake()

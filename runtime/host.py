@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tick-interval", type=float, default=0.1, help="seconds per Raft tick")
     ap.add_argument("--election-ticks", type=int, default=10)
     ap.add_argument("--snapshot-count", type=int, default=100_000,
-                    help="applied entries between snapshots (and log compactions)")
+                    help="applied requests between snapshots (and log compactions)")
     ap.add_argument("--catch-up-entries", type=int, default=5_000,
                     help="entries kept after a snapshot for slow followers")
     ap.add_argument("--auto-compaction-mode", choices=COMPACTION_MODES, default="periodic",

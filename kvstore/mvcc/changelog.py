@@ -75,7 +75,12 @@ class ChangeLog:
         """
         first = max(first, self._base + 1)
         last = min(last, self.last_revision)
-        return _spans(self._entries, self._starts, self._base, self._dropped, first, last, max_writes)
+        if first > last:
+            return iter(())
+        # Where ``last`` ends, as of now: later appends must not run into it.
+        count = len(self._starts)
+        final = self._starts[last - self._base] if last - self._base < count else len(self._entries) + self._dropped
+        return _spans(self._entries, self._starts, self._base, self._dropped, first, last, final, max_writes)
 
     def truncate(self, revision: int) -> list[KeyValue]:
         """Drop the revisions up to ``revision`` and return their writes."""
@@ -123,16 +128,15 @@ def _read(
 
 def _spans(
     entries: list[KeyValue], starts: array[int], base: int, dropped: int, first: int, last: int,
-    max_writes: int,
+    final: int, max_writes: int,
 ) -> Iterator[tuple[int, list[KeyValue], list[int]]]:
-    count = len(starts)
     stop = last - base  # one past the slot of ``last``
     lo = first - base - 1  # the slot of ``first``
     while lo < stop:
         limit = starts[lo] + max_writes
         # Slots lo .. hi-1 start within the limit; the last of them may run past it.
         hi = bisect_right(starts, limit, lo + 1, stop)
-        end = starts[hi] if hi < count else len(entries) + dropped
+        end = starts[hi] if hi < stop else final
         if end > limit and hi > lo + 1:
             hi -= 1
             end = starts[hi]

@@ -34,8 +34,8 @@ records the keys each revision wrote, and the trailer
 The writer reads the store lazily, so the store may keep applying writes
 while a snapshot streams: everything after ``revision`` is left out. A
 compaction during the stream is allowed too: the trailer carries the compact
-revision at the end of the stream, and the reader compacts what it loaded to
-it. A restore of the store during the stream is not (``InvariantError``).
+revision at the end of the stream (no higher than ``revision``), and the
+reader compacts what it loaded to it. A restore of the store during the stream is not (``InvariantError``).
 
 The reader (``kvstore.mvcc.snapshot_reader``) checks every record and
 raises ``CorruptError`` (path ``"<snapshot>"``, the byte offset) for anything
@@ -156,7 +156,10 @@ def write_snapshot(
     header = ["H", MAGIC, VERSION, applied_index, revision, compact, store.lessor.next_id]
     leases = store.lessor.table()
     log = store.change_log
-    previous = reuse._usable(log, compact, revision) if reuse is not None else None
+    previous = None
+    if reuse is not None:
+        reuse._written = None  # a stream started earlier and never kept is forgotten
+        previous = reuse._usable(log, compact, revision)
     histories = store.index.histories
     # Only versions at or below the compact revision go in B records: none
     # before the first compaction, and nothing to pack when reused.
@@ -239,7 +242,9 @@ class _Stream:
         end = self.offset + len(self.out)
         records = self.count - len(head)
         final_compact = self.store.compact_revision
-        trailer = self.packer.pack(["E", self.count, head_crc, history_crc, final_compact])
+        # A compaction proposed after the pin may pass ``revision``: the
+        # snapshot then holds no history before it, nothing more.
+        trailer = self.packer.pack(["E", self.count, head_crc, history_crc, min(final_compact, revision)])
         full = self.take() if self.out and len(self.out) + len(trailer) > self.chunk_bytes else None
         self.out += trailer
         last = self.take()

@@ -169,7 +169,7 @@ class _Reader:
         if len(record) != 4 or type(record[2]) is not list or type(record[3]) is not list:
             raise self.fail("bad write record")
         _, first, counts, writes = record
-        if first != self.first_change + len(self.change_counts):
+        if type(first) is not int or first != self.first_change + len(self.change_counts):
             raise self.fail("change log has a gap")
         if not all(type(c) is int and c > 0 for c in counts) or sum(counts) != len(writes):
             raise self.fail("bad write counts")
@@ -182,7 +182,7 @@ class _Reader:
                     raise self.fail("bad write")
                 key, value, create, mod, version, lease = item
                 if (type(key) is not bytes or type(value) is not bytes
-                        or not all(type(v) is int and v >= 0 for v in (create, version, lease))):
+                        or not all(type(v) is int and v >= 0 for v in (create, mod, version, lease))):
                     raise self.fail("bad write fields")
                 if mod != rev:
                     raise self.fail(f"a write of {key!r} at {mod} is logged at {rev}")

@@ -193,10 +193,11 @@ async def test_status_reports_unsafe_no_fsync(tmp_path: Any) -> None:
         assert (await kv.status()).unsafe_no_fsync
 
 
-async def test_stop_waits_for_a_snapshot_file_being_written(
-    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("step", ["save_snapshot_file", "compact_saved"])
+async def test_stop_waits_for_snapshot_work_in_a_thread(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, step: str
 ) -> None:
-    save = DiskLogStorage.save_snapshot_file
+    save = getattr(DiskLogStorage, step)
     started = threading.Event()
     finished: list[bool] = []
 
@@ -206,7 +207,7 @@ async def test_stop_waits_for_a_snapshot_file_being_written(
         save(self, snap)
         finished.append(True)
 
-    monkeypatch.setattr(DiskLogStorage, "save_snapshot_file", slow_save)
+    monkeypatch.setattr(DiskLogStorage, step, slow_save)
     data_dir = str(tmp_path / "data")
     async with kvstore.open(data_dir, options=NodeOptions(snapshot_count=5)) as node:
         for i in range(6):

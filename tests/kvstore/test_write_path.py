@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import kvstore
-from kvstore.errors import LeaseNotFound, Unavailable
+from kvstore.errors import InvalidRequest, LeaseNotFound, ProposalDropped, Unavailable
 from kvstore.mvcc import command
 from kvstore.mvcc.types import PutResult
 from kvstore.member import NodeOptions
@@ -168,3 +168,56 @@ async def test_an_answer_that_raises_is_logged_and_the_member_keeps_serving(
         kv = await node.get("/a")
         assert kv is not None and kv.value == b"1"
     assert any("answering a request failed" in r.getMessage() for r in caplog.records)
+
+
+async def test_an_empty_command_is_refused_and_a_turn_goes_on(tmp_path: Any) -> None:
+    async with kvstore.open(str(tmp_path / "one")) as node:
+        with pytest.raises(InvalidRequest):
+            node.submit_command(b"")
+        with pytest.raises(InvalidRequest):
+            node.submit_command_with(b"", lambda _outcome: None)
+        assert isinstance(await node.submit_command(command.encode_put(b"/a", b"1")), PutResult)
+
+
+async def test_an_undecodable_batch_entry_is_skipped_and_the_member_serves_on(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    data_dir = str(tmp_path / "one")
+    async with kvstore.open(data_dir) as node:
+        assert node._raw is not None
+        node._raw.propose_batch([BATCH_TAG + b"\xc1"])  # what no member proposes
+        node._wake.set()
+        put = await node.put("/after", b"1")
+        assert put.header_revision == 2
+    assert any("skipping undecodable entry" in r.getMessage() for r in caplog.records)
+    async with kvstore.open(data_dir) as again:  # and its log replays
+        kv = await again.get("/after")
+        assert kv is not None and kv.mod_revision == 2
+
+
+async def test_a_dropped_batch_answers_every_request(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with kvstore.open(str(tmp_path / "one")) as node:
+        def dropping(self: RawNode, datas: Any) -> None:
+            raise ProposalDropped("no leader")
+
+        monkeypatch.setattr(RawNode, "propose_batch", dropping)
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(*(node.put(f"/d/{i}", b"v") for i in range(5)), return_exceptions=True), 10)
+        assert len(outcomes) == 5 and all(isinstance(o, ProposalDropped) for o in outcomes)
+        assert not node._waiters
+
+
+async def test_a_followers_batch_is_forwarded_and_each_request_answered(tmp_path: Any) -> None:
+    c = InProcessCluster(str(tmp_path / "cluster"))
+    try:
+        await c.start()
+        leader_id = await c.wait_for_leader()
+        follower = c.node(next(i for i in c.ids if i != leader_id))
+        results = await asyncio.wait_for(
+            asyncio.gather(*(follower.put(f"/f/{i:02d}", b"v") for i in range(20))), 10)
+        revisions = sorted(r.header_revision for r in results)
+        assert len(set(revisions)) == 20 and revisions[-1] - revisions[0] == 19
+        leader = c.node(leader_id)
+        assert (await leader.range("/f/", prefix=True)).count == 20
+    finally:
+        await c.close()

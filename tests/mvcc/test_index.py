@@ -182,3 +182,15 @@ def test_change_log_spans_cover_read_in_bounded_runs(
             flattened.append((rev, entries[:n]))
             entries = entries[n:]
     assert flattened == list(log.read(first, last))
+
+
+def test_change_log_spans_end_where_the_log_ended_when_asked() -> None:
+    log = ChangeLog()
+    for rev in range(2, 12):
+        log.append_one(kv(b"k%d" % rev, rev))
+    spans = log.spans(0, 99, 4)
+    first = next(spans)
+    log.append([kv(b"late", 12), kv(b"late2", 12)])
+    rest = list(spans)
+    assert [len(e) for _, e, _ in [first, *rest]] == [4, 4, 2]
+    assert rest[-1][0] == 10 and rest[-1][2] == [1, 1]
