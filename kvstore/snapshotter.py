@@ -54,8 +54,8 @@ class Snapshotter:
         # it in the WAL): cancelling the task that waits does not stop the
         # thread, so stopping waits for them.
         self._threads: set[asyncio.Future[None]] = set()
-        self._built: Snapshot | None = None
-        self._building_requests = 0
+        # A snapshot built and saved, not yet recorded, with the requests it covers.
+        self._built: tuple[Snapshot, int] | None = None
         # The previous snapshot's packed history, which the next one reuses.
         self._reuse = SnapshotReuse()
 
@@ -81,13 +81,14 @@ class Snapshotter:
             await asyncio.gather(*self._threads, return_exceptions=True)
 
     async def install_ready(self, disk: DiskLogStorage, storage: MemoryLogStorage) -> None:
-        """Record a built snapshot, if any; start a new one once enough entries were applied."""
-        snap = self._built
-        if snap is not None:
+        """Record a built snapshot, if any; start a new one once enough requests were applied."""
+        built = self._built
+        if built is not None:
             self._built = None
+            snap, requests = built
             index = snap.metadata.index
             if storage.snapshot().metadata.index < index <= storage.last_index():
-                self._requests_at = self._building_requests
+                self._requests_at = requests
                 storage.create_snapshot(index, snap.data)
                 await self._in_thread(disk.compact_saved, snap)
                 self.index = index
@@ -125,8 +126,7 @@ class Snapshotter:
             )
             self._reuse.keep(snap.data)
             await self._in_thread(disk.save_snapshot_file, snap)
-            self._built = snap
-            self._building_requests = requests
+            self._built = (snap, requests)
             self._wake()
         except asyncio.CancelledError:
             raise

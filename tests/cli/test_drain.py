@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import pytest
@@ -77,10 +78,8 @@ async def _kubelet(api: Clientset) -> None:
             if ev.type != WatchEventType.DELETED and m.get("deletionTimestamp"):
                 # The containers take a moment to stop: the command must still be waiting.
                 await asyncio.sleep(0.05)
-                try:
+                with contextlib.suppress(NotFound):  # already gone
                     await pods.delete(m["name"], m["namespace"], grace_period_seconds=0)
-                except NotFound:
-                    pass
 
 
 def test_cordon_and_uncordon(env: Env) -> None:

@@ -4,6 +4,7 @@ events. Timeouts run on a fake clock."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -209,10 +210,8 @@ async def test_tcp_socket_times_out_on_the_clock(clock: FakeClock,
     for _ in range(3):
         filler = socket.socket()
         filler.setblocking(False)
-        try:
+        with contextlib.suppress(BlockingIOError):  # a non-blocking connect is in progress
             filler.connect(("127.0.0.1", port))
-        except BlockingIOError:
-            pass
         fillers.append(filler)
     try:
         task = asyncio.create_task(run(clock, launch, tcp(port)))
